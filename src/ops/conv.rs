@@ -1,0 +1,283 @@
+//! conv2d and conv_transpose2d forward (`shaders/conv2d_forward.wgsl`, `shaders/conv_transpose2d_forward.wgsl`)
+//! with their CPU references. PyTorch semantics throughout: cross-correlation, zero padding, weights
+//! [cout, cin, kh, kw] for conv2d and [cin, cout, kh, kw] for conv_transpose2d.
+
+use super::{u32_of, Slice};
+use crate::error::{Error, Result};
+use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
+
+/// The WGSL `Params` twin shared by both conv kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvParams {
+    pub batch: u32,
+    pub cin: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub in_c_offset: u32,
+    pub in_c_total: u32,
+    pub cout: u32,
+    pub cout4: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub out_c_offset: u32,
+    pub out_c_total: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride: u32,
+    pub pad: u32,
+    pub has_bias: u32,
+    pub leaky: u32,
+    pub slope: f32,
+    pub _pad0: u32,
+}
+
+/// Geometry and epilogue of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConvSpec {
+    pub stride: usize,
+    pub pad: usize,
+    /// Fused LeakyReLU with this negative slope.
+    pub leaky: Option<f32>,
+}
+
+impl ConvSpec {
+    /// Output size of a conv2d along one axis: (n + 2 pad - k) / stride + 1.
+    pub fn conv_out(&self, n: usize, k: usize) -> Option<usize> {
+        (n + 2 * self.pad).checked_sub(k).map(|v| v / self.stride + 1)
+    }
+    /// Full output size of a conv_transpose2d along one axis: (n - 1) stride - 2 pad + k.
+    pub fn transposed_out(&self, n: usize, k: usize) -> Option<usize> {
+        ((n.max(1) - 1) * self.stride + k).checked_sub(2 * self.pad)
+    }
+}
+
+/// Convolution weights on the GPU, packed once for the kernels: [(ci * kh + ky) * kw + kx][cout4] vec4.
+pub struct ConvWeights {
+    pub cin: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub transposed: bool,
+    packed: Tensor,
+    bias: Option<Tensor>,
+    no_bias: Tensor,
+}
+
+/// Packs PyTorch conv weights into the kernels' layout. `transposed` selects [cin, cout, kh, kw].
+pub fn pack_weights(w: &HostTensor, transposed: bool) -> Vec<f32> {
+    let [a, b, kh, kw] = w.shape;
+    let (cout, cin) = if transposed { (b, a) } else { (a, b) };
+    let cout4 = cout.div_ceil(4);
+    let mut packed = vec![0.0f32; cin * kh * kw * cout4 * 4];
+    for ci in 0..cin {
+        for co in 0..cout {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let v = if transposed { w.at(ci, co, ky, kx) } else { w.at(co, ci, ky, kx) };
+                    packed[((ci * kh + ky) * kw + kx) * cout4 * 4 + co] = v;
+                }
+            }
+        }
+    }
+    packed
+}
+
+impl ConvWeights {
+    /// Uploads conv2d (`transposed = false`, [cout, cin, kh, kw]) or conv_transpose2d (`true`,
+    /// [cin, cout, kh, kw]) weights and an optional bias [cout].
+    pub fn new(ctx: &Context, name: &str, weight: &HostTensor, bias: Option<&[f32]>, transposed: bool) -> Result<Self> {
+        let [a, b, kh, kw] = weight.shape;
+        let (cout, cin) = if transposed { (b, a) } else { (a, b) };
+        if cout == 0 || cin == 0 || kh == 0 || kw == 0 {
+            return Err(Error::Shape { op: "conv weights", message: format!("{name}: empty weight shape {:?}", weight.shape) });
+        }
+        if let Some(bias) = bias {
+            if bias.len() != cout {
+                return Err(Error::Shape {
+                    op: "conv weights",
+                    message: format!("{name}: bias has {} values, expected {cout}", bias.len()),
+                });
+            }
+        }
+        let packed_data = pack_weights(weight, transposed);
+        let packed = ctx.upload(name, &HostTensor::new([1, 1, 1, packed_data.len()], packed_data)?)?;
+        let bias = match bias {
+            Some(b) => Some(ctx.upload(&format!("{name}.bias"), &HostTensor::new([1, 1, 1, cout], b.to_vec())?)?),
+            None => None,
+        };
+        let no_bias = ctx.tensor("no_bias", [1, 1, 1, 1])?;
+        Ok(ConvWeights { cin, cout, kh, kw, transposed, packed, bias, no_bias })
+    }
+
+    pub fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+}
+
+/// Records a conv2d (or conv_transpose2d when the weights are transposed) from the channel slice `x` into
+/// the channel slice `out`. `out`'s height/width must equal the conv output size; for a transposed conv
+/// they may be smaller (top-left crop, FlowNet's `crop_like`).
+pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>) -> Result<()> {
+    let op = if w.transposed { "conv_transpose2d" } else { "conv2d" };
+    if spec.stride == 0 {
+        return Err(Error::InvalidParam { op, message: "stride must be >= 1".into() });
+    }
+    if x.channels != w.cin {
+        return Err(Error::Shape { op, message: format!("input has {} channels, weights expect {}", x.channels, w.cin) });
+    }
+    if out.channels != w.cout {
+        return Err(Error::Shape { op, message: format!("output slice has {} channels, weights give {}", out.channels, w.cout) });
+    }
+    if x.batch() != out.batch() {
+        return Err(Error::Shape { op, message: format!("input batch {} but output batch {}", x.batch(), out.batch()) });
+    }
+    let (oh, ow) = (out.height(), out.width());
+    if w.transposed {
+        let full = (spec.transposed_out(x.height(), w.kh), spec.transposed_out(x.width(), w.kw));
+        match full {
+            (Some(fh), Some(fw)) if oh <= fh && ow <= fw => {}
+            _ => {
+                return Err(Error::Shape {
+                    op,
+                    message: format!("output {oh}x{ow} larger than the transposed conv's {full:?} for input {}x{}", x.height(), x.width()),
+                })
+            }
+        }
+    } else {
+        let want = (spec.conv_out(x.height(), w.kh), spec.conv_out(x.width(), w.kw));
+        if want != (Some(oh), Some(ow)) {
+            return Err(Error::Shape {
+                op,
+                message: format!("output is {oh}x{ow}, but a {}x{} kernel (stride {}, pad {}) on {}x{} gives {want:?}",
+                    w.kh, w.kw, spec.stride, spec.pad, x.height(), x.width()),
+            });
+        }
+    }
+    let kernel = if w.transposed { Kernel::ConvTranspose2dForward } else { Kernel::Conv2dForward };
+    let cout4 = w.cout.div_ceil(4);
+    let params = ConvParams {
+        batch: u32_of(op, "batch", x.batch())?,
+        cin: u32_of(op, "cin", w.cin)?,
+        in_h: u32_of(op, "in_h", x.height())?,
+        in_w: u32_of(op, "in_w", x.width())?,
+        in_c_offset: u32_of(op, "in_c_offset", x.c_offset)?,
+        in_c_total: u32_of(op, "in_c_total", x.total_channels())?,
+        cout: u32_of(op, "cout", w.cout)?,
+        cout4: u32_of(op, "cout4", cout4)?,
+        out_h: u32_of(op, "out_h", oh)?,
+        out_w: u32_of(op, "out_w", ow)?,
+        out_c_offset: u32_of(op, "out_c_offset", out.c_offset)?,
+        out_c_total: u32_of(op, "out_c_total", out.total_channels())?,
+        kh: w.kh as u32,
+        kw: w.kw as u32,
+        stride: u32_of(op, "stride", spec.stride)?,
+        pad: u32_of(op, "pad", spec.pad)?,
+        has_bias: w.has_bias() as u32,
+        leaky: spec.leaky.is_some() as u32,
+        slope: spec.leaky.unwrap_or(0.0),
+        _pad0: 0,
+    };
+    const WG_X: usize = 16;
+    const WG_Y: usize = 4;
+    const PX: usize = 4;
+    let groups = [
+        u32_of(op, "workgroups", (ow.div_ceil(PX) * oh).div_ceil(WG_X))?,
+        u32_of(op, "workgroups", cout4.div_ceil(WG_Y))?,
+        u32_of(op, "workgroups", x.batch())?,
+    ];
+    let bias = w.bias.as_ref().unwrap_or(&w.no_bias);
+    rec.dispatch(kernel, &[], &params, &[x.tensor.buffer(), w.packed.buffer(), bias.buffer(), out.tensor.buffer()], groups)
+}
+
+/// CPU reference conv2d (f32 accumulation in f64): x [N, cin, H, W], w [cout, cin, kh, kw].
+pub fn conv2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: ConvSpec) -> HostTensor {
+    let [n, cin, h, wd] = x.shape;
+    let [cout, _, kh, kw] = w.shape;
+    let oh = spec.conv_out(h, kh).unwrap_or(0);
+    let ow = spec.conv_out(wd, kw).unwrap_or(0);
+    let mut out = HostTensor::zeros([n, cout, oh, ow]);
+    for b in 0..n {
+        for co in 0..cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias.map_or(0.0, |bb| bb[co] as f64);
+                    for ci in 0..cin {
+                        for ky in 0..kh {
+                            let iy = (oy * spec.stride + ky) as isize - spec.pad as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (ox * spec.stride + kx) as isize - spec.pad as isize;
+                                if ix < 0 || ix >= wd as isize {
+                                    continue;
+                                }
+                                acc += x.at(b, ci, iy as usize, ix as usize) as f64 * w.at(co, ci, ky, kx) as f64;
+                            }
+                        }
+                    }
+                    let i = out.idx(b, co, oy, ox);
+                    out.data[i] = leaky(acc as f32, spec.leaky);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// CPU reference conv_transpose2d: x [N, cin, H, W], w [cin, cout, kh, kw]; output cropped to
+/// `out_hw` (top-left) when given, else the full (H - 1) stride - 2 pad + k size.
+pub fn conv_transpose2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: ConvSpec, out_hw: Option<(usize, usize)>) -> HostTensor {
+    let [n, cin, h, wd] = x.shape;
+    let [_, cout, kh, kw] = w.shape;
+    let full_h = spec.transposed_out(h, kh).unwrap_or(0);
+    let full_w = spec.transposed_out(wd, kw).unwrap_or(0);
+    let (oh, ow) = out_hw.unwrap_or((full_h, full_w));
+    // Scatter form (the definition), accumulated in f64, then cropped.
+    let mut acc = vec![0.0f64; n * cout * full_h * full_w];
+    for b in 0..n {
+        for ci in 0..cin {
+            for iy in 0..h {
+                for ix in 0..wd {
+                    let v = x.at(b, ci, iy, ix) as f64;
+                    for co in 0..cout {
+                        for ky in 0..kh {
+                            let oy = (iy * spec.stride + ky) as isize - spec.pad as isize;
+                            if oy < 0 || oy >= full_h as isize {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ox = (ix * spec.stride + kx) as isize - spec.pad as isize;
+                                if ox < 0 || ox >= full_w as isize {
+                                    continue;
+                                }
+                                acc[((b * cout + co) * full_h + oy as usize) * full_w + ox as usize] += v * w.at(ci, co, ky, kx) as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut out = HostTensor::zeros([n, cout, oh, ow]);
+    for b in 0..n {
+        for co in 0..cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let v = acc[((b * cout + co) * full_h + oy) * full_w + ox] + bias.map_or(0.0, |bb| bb[co] as f64);
+                    let i = out.idx(b, co, oy, ox);
+                    out.data[i] = leaky(v as f32, spec.leaky);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn leaky(v: f32, slope: Option<f32>) -> f32 {
+    match slope {
+        Some(s) if v < 0.0 => v * s,
+        _ => v,
+    }
+}

@@ -1,0 +1,183 @@
+//! The correlation layer of FlowNetC (Caffe's CorrelationLayer semantics; see
+//! `shaders/correlation_forward_naive.wgsl` for the exact definition), with an f64 CPU reference.
+
+use super::{grid_1d, u32_of, Slice};
+use crate::error::{Error, Result};
+use crate::runtime::{HostTensor, Kernel, Recorder, Tensor};
+
+/// Parameters of a correlation layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CorrelationSpec {
+    pub pad: usize,
+    /// Odd patch size (1 in FlowNetC).
+    pub kernel_size: usize,
+    pub max_displacement: usize,
+    /// Step between output positions in the first input.
+    pub stride1: usize,
+    /// Step between displacements in the second input.
+    pub stride2: usize,
+}
+
+impl CorrelationSpec {
+    /// FlowNetC's layer: pad 20, kernel 1, max displacement 20, stride1 1, stride2 2 (441 channels).
+    pub const FLOWNETC: CorrelationSpec = CorrelationSpec { pad: 20, kernel_size: 1, max_displacement: 20, stride1: 1, stride2: 2 };
+
+    /// max_displacement / stride2.
+    pub fn grid_radius(&self) -> usize {
+        self.max_displacement / self.stride2.max(1)
+    }
+    pub fn grid_width(&self) -> usize {
+        2 * self.grid_radius() + 1
+    }
+    /// Number of output channels, grid_width^2.
+    pub fn displacements(&self) -> usize {
+        self.grid_width() * self.grid_width()
+    }
+
+    /// Checks the parameters and returns (out_h, out_w) for an h x w input.
+    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let op = "correlation";
+        if self.kernel_size == 0 || self.kernel_size % 2 == 0 {
+            return Err(Error::InvalidParam { op, message: format!("kernel_size must be odd and >= 1, got {}", self.kernel_size) });
+        }
+        if self.stride1 == 0 || self.stride2 == 0 {
+            return Err(Error::InvalidParam { op, message: "stride1 and stride2 must be >= 1".into() });
+        }
+        let border = self.max_displacement + (self.kernel_size - 1) / 2;
+        let (ph, pw) = (h + 2 * self.pad, w + 2 * self.pad);
+        if ph <= 2 * border || pw <= 2 * border {
+            return Err(Error::InvalidParam {
+                op,
+                message: format!(
+                    "input {h}x{w} with pad {} is too small for max_displacement {} and kernel_size {}: increase pad to at least {}",
+                    self.pad, self.max_displacement, self.kernel_size, border
+                ),
+            });
+        }
+        Ok(((ph - 2 * border).div_ceil(self.stride1), (pw - 2 * border).div_ceil(self.stride1)))
+    }
+}
+
+/// The WGSL `Params` twin of the correlation kernels.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CorrelationParams {
+    pub batch: u32,
+    pub channels: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub pad: u32,
+    pub kernel_size: u32,
+    pub max_displacement: u32,
+    pub stride1: u32,
+    pub stride2: u32,
+    pub grid_radius: u32,
+    pub out_c_offset: u32,
+    pub out_c_total: u32,
+    pub leaky: u32,
+    pub slope: f32,
+}
+
+impl CorrelationParams {
+    fn new(a: &Tensor, spec: &CorrelationSpec, out: &Slice<'_>, leaky: Option<f32>) -> Result<Self> {
+        let op = "correlation";
+        let [n, c, h, w] = a.shape();
+        Ok(CorrelationParams {
+            batch: u32_of(op, "batch", n)?,
+            channels: u32_of(op, "channels", c)?,
+            in_h: u32_of(op, "in_h", h)?,
+            in_w: u32_of(op, "in_w", w)?,
+            out_h: u32_of(op, "out_h", out.height())?,
+            out_w: u32_of(op, "out_w", out.width())?,
+            pad: u32_of(op, "pad", spec.pad)?,
+            kernel_size: u32_of(op, "kernel_size", spec.kernel_size)?,
+            max_displacement: u32_of(op, "max_displacement", spec.max_displacement)?,
+            stride1: u32_of(op, "stride1", spec.stride1)?,
+            stride2: u32_of(op, "stride2", spec.stride2)?,
+            grid_radius: u32_of(op, "grid_radius", spec.grid_radius())?,
+            out_c_offset: u32_of(op, "out_c_offset", out.c_offset)?,
+            out_c_total: u32_of(op, "out_c_total", out.total_channels())?,
+            leaky: leaky.is_some() as u32,
+            slope: leaky.unwrap_or(0.0),
+        })
+    }
+}
+
+/// Checks shapes shared by every correlation entry point.
+fn check(a: &Tensor, b: &Tensor, spec: &CorrelationSpec, out: &Slice<'_>) -> Result<()> {
+    let op = "correlation";
+    if a.shape() != b.shape() {
+        return Err(Error::Shape { op, message: format!("inputs differ: {:?} vs {:?}", a.shape(), b.shape()) });
+    }
+    let [n, c, h, w] = a.shape();
+    if c == 0 {
+        return Err(Error::Shape { op, message: "inputs have no channels".into() });
+    }
+    let (oh, ow) = spec.output_size(h, w)?;
+    if out.batch() != n || out.channels != spec.displacements() || out.height() != oh || out.width() != ow {
+        return Err(Error::Shape {
+            op,
+            message: format!(
+                "output slice is {} x {} x {}x{}, expected {n} x {} x {oh}x{ow}",
+                out.batch(), out.channels, out.height(), out.width(), spec.displacements()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Records the one-invocation-per-output correlation into the channel slice `out`, with an optional fused
+/// LeakyReLU.
+pub fn correlation_forward_naive(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, spec: CorrelationSpec, out: Slice<'_>, leaky: Option<f32>) -> Result<()> {
+    check(a, b, &spec, &out)?;
+    let params = CorrelationParams::new(a, &spec, &out, leaky)?;
+    let total = out.batch() * out.channels * out.height() * out.width();
+    u32_of("correlation", "elements", total)?;
+    let groups = grid_1d(rec, total, 64);
+    rec.dispatch(Kernel::CorrelationForwardNaive, &[], &params, &[a.buffer(), b.buffer(), out.tensor.buffer()], groups)
+}
+
+/// CPU reference correlation in f64: a, b [N, C, H, W] -> [N, D, out_h, out_w].
+pub fn correlation_cpu(a: &HostTensor, b: &HostTensor, spec: CorrelationSpec) -> Result<HostTensor> {
+    let [n, c, h, w] = a.shape;
+    let (oh, ow) = spec.output_size(h, w)?;
+    let r = spec.grid_radius() as isize;
+    let gw = spec.grid_width();
+    let ks = spec.kernel_size;
+    let norm = (ks * ks * c) as f64;
+    let get = |t: &HostTensor, bb: usize, ch: usize, y: isize, x: isize| -> f64 {
+        if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+            0.0
+        } else {
+            t.at(bb, ch, y as usize, x as usize) as f64
+        }
+    };
+    let mut out = HostTensor::zeros([n, spec.displacements(), oh, ow]);
+    for bb in 0..n {
+        for y in 0..oh {
+            for x in 0..ow {
+                let y1 = (y * spec.stride1 + spec.max_displacement) as isize - spec.pad as isize;
+                let x1 = (x * spec.stride1 + spec.max_displacement) as isize - spec.pad as isize;
+                for p in -r..=r {
+                    for q in -r..=r {
+                        let (dy, dx) = (p * spec.stride2 as isize, q * spec.stride2 as isize);
+                        let mut sum = 0.0f64;
+                        for ch in 0..c {
+                            for j in 0..ks as isize {
+                                for i in 0..ks as isize {
+                                    sum += get(a, bb, ch, y1 + j, x1 + i) * get(b, bb, ch, y1 + j + dy, x1 + i + dx);
+                                }
+                            }
+                        }
+                        let d = (p + r) as usize * gw + (q + r) as usize;
+                        let idx = out.idx(bb, d, y, x);
+                        out.data[idx] = (sum / norm) as f32;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,319 @@
+//! The device context: picks an adapter, opens a device with the adapter's real limits, and owns the
+//! pipeline cache. Ops record their dispatches into a [`Recorder`] (one command encoder) and submit once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::kernels::Kernel;
+use crate::error::{Error, Result};
+
+/// A line of `corrflow info`: what an adapter is and what it can hold.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl AdapterSummary {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        AdapterSummary {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        }
+    }
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {}", self.name, self.backend, self.device_type)?;
+        if !self.driver.is_empty() {
+            write!(f, ", {}", self.driver)?;
+        }
+        write!(f, ")")
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Real GPUs first, then virtual/unknown ones, software rasterisers last. Among equals, the native compute
+/// APIs before GL (GL compute on llvmpipe is several times slower than lavapipe's Vulkan).
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::BrowserWebGpu => 1,
+        _ => 2,
+    };
+    (device, backend)
+}
+
+/// Every adapter this machine offers (honouring `WGPU_BACKEND`), best first.
+pub async fn adapter_summaries() -> Vec<AdapterSummary> {
+    let mut adapters = instance().enumerate_adapters(wgpu::Backends::all()).await;
+    adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+    adapters.iter().map(AdapterSummary::of).collect()
+}
+
+/// Cache key: a kernel and the values of its `override` constants.
+type PipelineKey = (Kernel, Vec<(&'static str, u64)>);
+
+struct CachedPipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// Owns (a handle to) the device and queue, and the pipelines built on them.
+pub struct Context {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
+}
+
+impl Context {
+    /// Picks the best adapter (see [`adapter_rank`]); `WGPU_BACKEND` restricts the backends and
+    /// `WGPU_ADAPTER_NAME` (a case-insensitive substring) picks one by name.
+    pub async fn new() -> Result<Self> {
+        let mut adapters = instance().enumerate_adapters(wgpu::Backends::all()).await;
+        let wanted = std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty());
+        let mut detail = String::new();
+        if let Some(name) = &wanted {
+            let all: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&name.to_lowercase()));
+            if adapters.is_empty() {
+                detail = format!(" matching WGPU_ADAPTER_NAME={name:?} (adapters present: {all:?})");
+            }
+        }
+        if let Ok(b) = std::env::var("WGPU_BACKEND") {
+            if adapters.is_empty() && detail.is_empty() {
+                detail = format!(" for WGPU_BACKEND={b:?}");
+            }
+        }
+        adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+        let adapter = adapters.into_iter().next().ok_or(Error::NoAdapter { detail })?;
+        Self::from_adapter(&adapter).await
+    }
+
+    /// Blocking form of [`Context::new`], for command-line programs, tests and benches.
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Opens a device on the given adapter, asking for all of its limits (large storage buffers above all).
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self> {
+        let summary = AdapterSummary::of(adapter);
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("corrflow"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice { adapter: summary.name.clone(), message: e.to_string() })?;
+        Ok(Self::from_device(device, queue, summary, limits))
+    }
+
+    /// Wraps a device the caller already owns (for applications that render with the same device).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary, limits: wgpu::Limits) -> Self {
+        Context { device, queue, adapter, limits, pipelines: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The largest number of bytes one storage binding may hold on this device.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+    }
+
+    /// The pipeline for `kernel` specialised with `constants` (WGSL `override`s), built once and cached.
+    /// Creation runs inside validation and internal error scopes so a bad shader is a typed error.
+    fn pipeline(&self, kernel: Kernel, constants: &[(&'static str, f64)]) -> Result<Arc<CachedPipeline>> {
+        let key: PipelineKey = (kernel, constants.iter().map(|(n, v)| (*n, v.to_bits())).collect());
+        let mut cache = self.pipelines.lock().map_err(|_| Error::Kernel {
+            kernel: kernel.name(),
+            message: "pipeline cache poisoned by an earlier panic".into(),
+        })?;
+        if let Some(p) = cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.name()),
+            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.name()),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let internal_err = pollster::block_on(internal.pop());
+        let validation_err = pollster::block_on(validation.pop());
+        if let Some(e) = validation_err.or(internal_err) {
+            return Err(Error::Kernel { kernel: kernel.name(), message: e.to_string() });
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let cached = Arc::new(CachedPipeline { pipeline, layout });
+        cache.insert(key, cached.clone());
+        Ok(cached)
+    }
+
+    /// Builds every kernel's pipeline (with default constants) so the first real dispatch is not
+    /// slowed by compilation, and so a broken shader is reported up front.
+    pub fn warm_up(&self) -> Result<()> {
+        for &k in Kernel::ALL {
+            self.pipeline(k, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Starts recording a batch of dispatches (one command encoder, one submit).
+    pub fn recorder(&self, label: &str) -> Recorder<'_> {
+        // The scopes cover bind-group creation, encoding, `finish` and `submit`: wgpu reports encoder
+        // errors at `finish`, so a scope around `submit` alone would miss them.
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        Recorder { ctx: self, encoder, label: label.to_string(), scopes: Some((validation, oom)) }
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu { op: "wait".into(), message: e.to_string() })
+    }
+
+}
+
+/// Records dispatches into one command encoder, submitted once by [`Recorder::submit`]. It holds
+/// (thread-local) error scopes from creation to submit, so recorders on one thread must be submitted in
+/// the reverse order of their creation (in practice: one at a time).
+pub struct Recorder<'a> {
+    ctx: &'a Context,
+    encoder: wgpu::CommandEncoder,
+    label: String,
+    scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn context(&self) -> &'a Context {
+        self.ctx
+    }
+
+    /// Records one dispatch of `kernel`: `params` goes to binding 0 as a uniform, `buffers` to
+    /// bindings 1.. in order. `workgroups` is checked against the device limit.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&g| g > max) {
+            return Err(Error::InvalidParam {
+                op: kernel.name(),
+                message: format!(
+                    "needs {workgroups:?} workgroups, but adapter `{}` allows at most {max} per dimension; use a smaller input",
+                    self.ctx.adapter.name
+                ),
+            });
+        }
+        if workgroups.iter().any(|&g| g == 0) {
+            return Ok(());
+        }
+        let pipeline = self.ctx.pipeline(kernel, constants)?;
+        let uniform = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(kernel.name()),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = Vec::with_capacity(buffers.len() + 1);
+        entries.push(wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() });
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name()),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        let mut pass = self
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.name()), timestamp_writes: None });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        Ok(())
+    }
+
+    /// Copies `bytes` bytes between buffers (offsets and size multiples of 4).
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+        self.encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+    }
+
+    /// Submits everything recorded and waits for it to finish.
+    /// GPU-side validation and out-of-memory errors become `Error::Gpu` naming the recorder's label.
+    pub fn submit(mut self) -> Result<()> {
+        let commands = self.encoder.finish();
+        self.ctx.queue.submit(Some(commands));
+        if let Some((validation, oom)) = self.scopes.take() {
+            let v = pollster::block_on(validation.pop());
+            let o = pollster::block_on(oom.pop());
+            if let Some(e) = v.or(o) {
+                return Err(Error::Gpu { op: self.label.clone(), message: e.to_string() });
+            }
+        }
+        self.ctx.wait()
+    }
+}

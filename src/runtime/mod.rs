@@ -1,0 +1,10 @@
+//! The GPU runtime: adapter selection, the device context with its pipeline cache, tensors, and the
+//! kernel registry. Everything else dispatches through here.
+
+mod context;
+mod kernels;
+mod tensor;
+
+pub use context::{adapter_summaries, AdapterSummary, Context, Recorder};
+pub use kernels::Kernel;
+pub use tensor::{HostTensor, Tensor};

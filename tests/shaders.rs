@@ -1,0 +1,49 @@
+//! Every WGSL kernel parses and validates with naga (no GPU needed), and each Rust parameter struct has
+//! the size naga computes for its WGSL `Params` twin.
+
+use corrflow::ops::{conv::ConvParams, correlation::CorrelationParams, elementwise::{CropParams, LeakyReluParams}, resize::ResizeParams};
+use corrflow::runtime::Kernel;
+
+fn params_size(k: Kernel) -> usize {
+    match k {
+        Kernel::Conv2dForward | Kernel::ConvTranspose2dForward => std::mem::size_of::<ConvParams>(),
+        Kernel::LeakyRelu => std::mem::size_of::<LeakyReluParams>(),
+        Kernel::Crop => std::mem::size_of::<CropParams>(),
+        Kernel::ResizeBilinear => std::mem::size_of::<ResizeParams>(),
+        Kernel::CorrelationForwardNaive => std::mem::size_of::<CorrelationParams>(),
+    }
+}
+
+#[test]
+fn every_shader_validates_and_params_match() {
+    for &k in Kernel::ALL {
+        let module = naga::front::wgsl::parse_str(k.source()).unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(k.source())));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", k.name()));
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Params"))
+            .unwrap_or_else(|| panic!("{} has no Params struct", k.name()));
+        let wgsl_size = ty.inner.size(module.to_ctx()) as usize;
+        assert_eq!(wgsl_size, params_size(k), "{}: WGSL Params is {wgsl_size} bytes, Rust twin {}", k.name(), params_size(k));
+        assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main` entry point", k.name());
+    }
+}
+
+#[test]
+fn shader_files_are_all_registered() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("shaders/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".wgsl"))
+        .map(|n| n.trim_end_matches(".wgsl").to_string())
+        .collect();
+    on_disk.sort();
+    let mut registered: Vec<String> = Kernel::ALL.iter().map(|k| k.name().to_string()).collect();
+    registered.sort();
+    assert_eq!(on_disk, registered, "every shaders/*.wgsl must be in Kernel::ALL and vice versa");
+}
