@@ -1,0 +1,16 @@
+//! corrflow: dense correspondence (FlowNetS / FlowNetC optical flow, Siamese descriptors) as hand-written
+//! WGSL compute kernels on wgpu.
+
+pub mod error;
+pub mod flow;
+pub mod io;
+pub mod metrics;
+pub mod models;
+pub mod ops;
+pub mod runtime;
+pub mod viz;
+
+pub use error::{Error, Result};
+pub use flow::Flow;
+pub use models::{FlowNet, Weights};
+pub use runtime::{Context, HostTensor, Tensor};

@@ -1,0 +1,10 @@
+//! Networks: FlowNetS and FlowNetC (`flownet`), their weights (`weights`), and flow estimation between two
+//! images (`estimate`).
+
+pub mod estimate;
+pub mod flownet;
+pub mod weights;
+
+pub use estimate::{load_frame, EstimateReport};
+pub use flownet::{Arch, FlowNet, Pyramid, Variant};
+pub use weights::Weights;

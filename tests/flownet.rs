@@ -1,0 +1,155 @@
+//! FlowNetS / FlowNetC parity with the independent PyTorch fixtures in `../shared/fixtures` (skipped, with a
+//! message, when that folder is absent), and a self-contained GPU-vs-CPU whole-network test.
+//!
+//! Tolerances: the fixtures were computed in f64; f32 with a different summation order is expected to agree
+//! to about 1e-4 relative to each output's scale (fixtures/README.md). Each pyramid level must satisfy
+//! |gpu - ref| <= 2e-4 * max|ref| + 1e-4 |ref| element-wise; the full-resolution flow must be within 1e-3 px
+//! on average (the command-line check) and 1e-2 px at worst.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{assert_close, gpu, Rng};
+use corrflow::models::flownet::{forward_cpu, Arch, Variant, RGB_MEAN};
+use corrflow::models::{load_frame, Weights};
+use corrflow::{FlowNet, HostTensor};
+
+fn fixtures() -> Option<Vec<PathBuf>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipping fixture parity: {} not found", dir.display());
+        return None;
+    };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("weights.safetensors").exists()).collect();
+    dirs.sort();
+    Some(dirs)
+}
+
+/// io.safetensors frames (0..255) -> normalised [1, 3, H, W].
+fn frame(io: &Weights, name: &str) -> HostTensor {
+    let shape = io.shape(name).expect("frame present").to_vec();
+    let shape = [shape[0], shape[1], shape[2], shape[3]];
+    let mut t = io.get4(name, shape).unwrap();
+    let plane = shape[2] * shape[3];
+    for c in 0..3 {
+        t.data[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v / 255.0 - RGB_MEAN[c]);
+    }
+    t
+}
+
+fn stack(a: &HostTensor, b: &HostTensor) -> HostTensor {
+    corrflow::ops::elementwise::concat_cpu(&[a, b])
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+#[test]
+fn architecture_matches_fixture_parameter_counts_and_paper() {
+    // Paper figures (FLOWNET.md): FlowNetS about 38.7 M, FlowNetC about 39.2 M parameters at width 1.
+    let s = Arch::new(Variant::S, 1.0).num_params() as f64;
+    let c = Arch::new(Variant::C, 1.0).num_params() as f64;
+    assert!((s / 38.7e6 - 1.0).abs() < 0.01, "FlowNetS has {s} parameters");
+    assert!((c / 39.2e6 - 1.0).abs() < 0.01, "FlowNetC has {c} parameters");
+    let Some(dirs) = fixtures() else { return };
+    for dir in dirs {
+        let w = Weights::load(dir.join("weights.safetensors")).unwrap();
+        let arch = Arch::infer(&w).unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let want_variant = if name.starts_with("flownetc") { Variant::C } else { Variant::S };
+        let want_width: f64 = name.rsplit("_w").next().unwrap().parse().unwrap();
+        assert_eq!((arch.variant, arch.width), (want_variant, want_width), "{name}");
+        // README.txt states the parameter count of the PyTorch model.
+        let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+        let count: usize = readme.split(" parameters").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+        assert_eq!(arch.num_params(), count, "{name}: parameter count");
+    }
+}
+
+#[test]
+fn fixtures_pyramid_and_full_resolution_flow() {
+    let Some(dirs) = fixtures() else { return };
+    let Some(ctx) = gpu() else { return };
+    assert!(!dirs.is_empty(), "fixtures folder has no networks");
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let weights = Weights::load(dir.join("weights.safetensors")).unwrap();
+        let net = FlowNet::new(ctx, &weights).unwrap();
+        let io = Weights::load(dir.join("io.safetensors")).unwrap();
+        let (a, b) = (frame(&io, "frame_a"), frame(&io, "frame_b"));
+        let pyramid = match net.arch().variant {
+            Variant::S => net.forward(ctx, &ctx.upload("ab", &stack(&a, &b)).unwrap(), None).unwrap(),
+            Variant::C => net.forward(ctx, &ctx.upload("a", &a).unwrap(), Some(&ctx.upload("b", &b).unwrap())).unwrap(),
+        };
+        for (k, level) in pyramid.levels().into_iter().enumerate() {
+            let key = format!("flow{}", k + 2);
+            let expected = io.get(&key, &io.shape(&key).unwrap().to_vec()).unwrap().to_vec();
+            let got = ctx.download(level).unwrap();
+            assert_eq!(got.shape.to_vec(), io.shape(&key).unwrap().to_vec(), "{name} {key} shape");
+            let scale = max_abs(&expected);
+            assert_close(&format!("{name} {key}"), &got.data, &expected, 2e-4 * scale, 1e-4);
+        }
+
+        // The whole user path: PNG frames -> estimate -> full-resolution flow in pixels.
+        let fa = load_frame(dir.join("frame_a.png")).unwrap();
+        let fb = load_frame(dir.join("frame_b.png")).unwrap();
+        let flow = net.estimate(ctx, &fa, &fb).unwrap();
+        let expected = corrflow::io::read_flo(dir.join("expected_flow.flo")).unwrap();
+        assert_eq!((flow.width, flow.height), (expected.width, expected.height));
+        let diffs: Vec<f32> = flow.data.iter().zip(&expected.data).map(|(a, b)| (a - b).abs()).collect();
+        let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+        let worst = max_abs(&diffs);
+        eprintln!("{name}: full-resolution flow mean |diff| {mean:.2e} px, max {worst:.2e} px");
+        assert!(mean <= 1e-3 && worst <= 1e-2, "{name}: full-res flow mean diff {mean} px, max {worst} px");
+    }
+}
+
+/// Random weights for an architecture (uniform, scaled by 1/sqrt(fan-in) so activations stay O(1)).
+fn random_weights(arch: &Arch, seed: u64) -> Weights {
+    let mut rng = Rng::new(seed);
+    let mut tensors = Vec::new();
+    for l in arch.layers() {
+        let shape = l.weight_shape();
+        let fan_in = (l.cin * l.k * l.k) as f32;
+        let n: usize = shape.iter().product();
+        tensors.push((l.weight_name(), shape.to_vec(), (0..n).map(|_| rng.uniform() * 2.0 / fan_in.sqrt()).collect()));
+        if l.bias {
+            tensors.push((l.bias_name(), vec![l.cout], (0..l.cout).map(|_| rng.uniform() * 0.1).collect()));
+        }
+    }
+    Weights::from_tensors("random", tensors)
+}
+
+#[test]
+fn whole_network_gpu_matches_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    for (variant, width, seed) in [(Variant::S, 0.0625, 1), (Variant::C, 0.0625, 2)] {
+        let arch = Arch::new(variant, width);
+        let weights = random_weights(&arch, seed);
+        assert_eq!(Arch::infer(&weights).unwrap(), arch);
+        let net = FlowNet::new(ctx, &weights).unwrap();
+        let mut rng = Rng::new(seed + 10);
+        // Batch 2 at 64x128: two frame pairs in one pass.
+        let a = rng.tensor([2, 3, 64, 128]);
+        let b = rng.tensor([2, 3, 64, 128]);
+        let (gpu_pyr, cpu_pyr) = match variant {
+            Variant::S => {
+                let ab = stack(&a, &b);
+                (net.forward(ctx, &ctx.upload("ab", &ab).unwrap(), None).unwrap(), forward_cpu(&arch, &weights, &ab, None).unwrap())
+            }
+            Variant::C => (
+                net.forward(ctx, &ctx.upload("a", &a).unwrap(), Some(&ctx.upload("b", &b).unwrap())).unwrap(),
+                forward_cpu(&arch, &weights, &a, Some(&b)).unwrap(),
+            ),
+        };
+        for (k, (g, c)) in gpu_pyr.levels().into_iter().zip(cpu_pyr.levels()).enumerate() {
+            let got = ctx.download(g).unwrap();
+            assert_eq!(got.shape, c.shape);
+            let scale = max_abs(&c.data);
+            assert!(scale > 0.0, "level {k} is all zeros: the test would be vacuous");
+            assert_close(&format!("{variant} flow{}", k + 2), &got.data, &c.data, 1e-4 * scale, 1e-4);
+        }
+    }
+}
