@@ -17,20 +17,9 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Small random FlowNet weights (width 1/16) for tests that need a network but not a trained one.
+/// Small initialised FlowNet weights (width 1/16) for tests that need a network but not a trained one.
 fn small_weights(variant: Variant) -> Weights {
-    let arch = Arch::new(variant, 0.0625);
-    let mut rng = Rng::new(5);
-    let mut tensors = Vec::new();
-    for l in arch.layers() {
-        let shape = l.weight_shape();
-        let n: usize = shape.iter().product();
-        tensors.push((l.weight_name(), shape.to_vec(), (0..n).map(|_| rng.uniform() * 0.1).collect()));
-        if l.bias {
-            tensors.push((l.bias_name(), vec![l.cout], vec![0.01; l.cout]));
-        }
-    }
-    Weights::from_tensors("small", tensors)
+    Arch::new(variant, 0.0625).init_weights(5)
 }
 
 #[test]

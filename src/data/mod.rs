@@ -1,3 +1,7 @@
-//! Data the library makes itself: the demo frame pair shipped with the command line.
+//! Data the library makes itself: the demo frame pair shipped with the command line, and a seeded
+//! generator for initialisation and tests.
 
 pub mod demo;
+mod rng;
+
+pub use rng::Rng;

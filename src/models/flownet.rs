@@ -194,6 +194,25 @@ impl Arch {
         self.layers().iter().map(LayerDef::num_params).sum()
     }
 
+    /// Fresh weights: He (Kaiming) uniform initialisation for LeakyReLU(0.1) with PyTorch's fan-in
+    /// convention (weight.size(1) * k * k, which for a transposed conv is its cout), biases zero.
+    pub fn init_weights(&self, seed: u64) -> Weights {
+        let mut rng = crate::data::Rng::new(seed);
+        let gain = (2.0 / (1.0 + (LEAKY_SLOPE as f64).powi(2))).sqrt();
+        let mut tensors = Vec::new();
+        for l in self.layers() {
+            let shape = l.weight_shape();
+            let fan_in = (shape[1] * l.k * l.k) as f64;
+            let bound = (gain * (3.0 / fan_in).sqrt()) as f32;
+            let n: usize = shape.iter().product();
+            tensors.push((l.weight_name(), shape.to_vec(), (0..n).map(|_| rng.uniform() * bound).collect()));
+            if l.bias {
+                tensors.push((l.bias_name(), vec![l.cout], vec![0.0; l.cout]));
+            }
+        }
+        Weights::from_tensors(&format!("{} width {} (initialised, seed {seed})", self.variant, self.width), tensors)
+    }
+
     /// Infers variant (conv_redir present = FlowNetC) and width (from conv6_1, the widest layer) from a
     /// weights file, then checks that every tensor the network needs is there with the right shape.
     pub fn infer(weights: &Weights) -> Result<Self> {

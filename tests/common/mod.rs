@@ -4,30 +4,9 @@
 
 use std::sync::OnceLock;
 
-use corrflow::{Context, HostTensor};
+use corrflow::Context;
 
-/// xorshift64*: deterministic, dependency-free random numbers for tests.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    pub fn tensor(&mut self, shape: [usize; 4]) -> HostTensor {
-        let n = shape.iter().product();
-        HostTensor { shape, data: (0..n).map(|_| self.uniform()).collect() }
-    }
-}
+pub use corrflow::data::Rng;
 
 /// One context for the whole test binary; `None` (with a message) when the machine has no adapter.
 pub fn gpu() -> Option<&'static Context> {
