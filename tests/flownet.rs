@@ -134,6 +134,10 @@ fn whole_network_gpu_matches_cpu_reference() {
         // Batch 2 at 64x128: two frame pairs in one pass.
         let a = rng.tensor([2, 3, 64, 128]);
         let b = rng.tensor([2, 3, 64, 128]);
+        // A first pass on other data records the plan; the checked pass replays it with new inputs.
+        let zeros = ctx.upload("z", &HostTensor::zeros([2, if variant == Variant::S { 6 } else { 3 }, 64, 128])).unwrap();
+        let z3 = ctx.upload("z3", &HostTensor::zeros([2, 3, 64, 128])).unwrap();
+        net.forward(ctx, &zeros, (variant == Variant::C).then_some(&z3)).unwrap();
         let (gpu_pyr, cpu_pyr) = match variant {
             Variant::S => {
                 let ab = stack(&a, &b);

@@ -3,5 +3,6 @@
 
 pub mod demo;
 mod rng;
+pub mod synthetic;
 
 pub use rng::Rng;

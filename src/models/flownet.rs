@@ -4,12 +4,13 @@
 //! walk it.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::ops::conv::{conv2d_cpu, conv_forward, conv_transpose2d_cpu, ConvSpec, ConvWeights};
 use crate::ops::correlation::{correlation_cpu, correlation_forward_naive, CorrelationSpec};
 use crate::ops::elementwise::{concat_cpu, leaky_relu_cpu};
-use crate::runtime::{Context, HostTensor, Recorder, Tensor};
+use crate::runtime::{Context, HostTensor, Program, Recorder, Tensor};
 
 use super::weights::Weights;
 
@@ -276,10 +277,46 @@ impl<T> Pyramid<T> {
     }
 }
 
+/// Every tensor of one forward pass at one input shape, by name: the inputs, each layer's output
+/// (`conv1`, `cat2` .. `cat5` holding [c_k | d_k | up_k], `conv6_1`, `flow2` .. `flow6`; FlowNetC adds the
+/// tower's `*_b` twins, `conv1_a`, `conv3_a` and `cat_redir_corr`). Kept so training can run the backward
+/// pass over them, and reused so a forward pass at a known shape allocates nothing.
+pub struct Activations {
+    pub shape: (usize, usize, usize),
+    tensors: HashMap<&'static str, Tensor>,
+}
+
+impl Activations {
+    pub fn get(&self, name: &str) -> Result<&Tensor> {
+        self.tensors.get(name).ok_or_else(|| Error::Shape { op: "flownet", message: format!("no activation `{name}`") })
+    }
+    fn add(&mut self, ctx: &Context, name: &'static str, shape: [usize; 4]) -> Result<()> {
+        let t = ctx.tensor(name, shape)?;
+        self.tensors.insert(name, t);
+        Ok(())
+    }
+    pub fn pyramid(&self) -> Result<Pyramid<Tensor>> {
+        Ok(Pyramid {
+            flow2: self.get("flow2")?.clone(),
+            flow3: self.get("flow3")?.clone(),
+            flow4: self.get("flow4")?.clone(),
+            flow5: self.get("flow5")?.clone(),
+            flow6: self.get("flow6")?.clone(),
+        })
+    }
+}
+
+/// A recorded forward pass over fixed buffers, replayed for every input of its shape.
+struct ForwardPlan {
+    acts: Activations,
+    program: Program,
+}
+
 /// A FlowNet with its weights on the GPU.
 pub struct FlowNet {
     arch: Arch,
     layers: HashMap<String, (LayerDef, ConvWeights)>,
+    plans: Mutex<HashMap<(usize, usize, usize), ForwardPlan>>,
 }
 
 /// Channel-slice shorthand used by the forward pass.
@@ -298,7 +335,7 @@ impl FlowNet {
             let cw = ConvWeights::new(ctx, &l.name, &w, b.as_deref(), l.transposed)?;
             layers.insert(l.name.clone(), (l, cw));
         }
-        Ok(FlowNet { arch, layers })
+        Ok(FlowNet { arch, layers, plans: Mutex::new(HashMap::new()) })
     }
 
     /// Loads a safetensors file.
@@ -310,8 +347,13 @@ impl FlowNet {
         &self.arch
     }
 
+    /// The layer `name` and its GPU weights.
+    pub fn layer(&self, name: &str) -> Result<&(LayerDef, ConvWeights)> {
+        self.layers.get(name).ok_or_else(|| Error::Weights { path: String::new(), message: format!("layer `{name}` missing") })
+    }
+
     fn conv(&self, rec: &mut Recorder<'_>, name: &str, x: crate::ops::Slice<'_>, out: crate::ops::Slice<'_>) -> Result<()> {
-        let (def, w) = self.layers.get(name).ok_or_else(|| Error::Weights { path: String::new(), message: format!("layer `{name}` missing") })?;
+        let (def, w) = self.layer(name)?;
         conv_forward(rec, x, w, def.spec(), out)
     }
 
@@ -319,11 +361,10 @@ impl FlowNet {
         self.layers.get(name).map_or(0, |(d, _)| d.cout)
     }
 
-    /// Runs the network on normalised frames. For FlowNetS pass `a` = both frames stacked [N, 6, H, W] and
-    /// `b = None`; for FlowNetC pass `a`, `b` [N, 3, H, W]. H and W must be multiples of 64. Records every
-    /// layer into one command encoder and submits once.
-    pub fn forward(&self, ctx: &Context, a: &Tensor, b: Option<&Tensor>) -> Result<Pyramid<Tensor>> {
-        let [n, cin, h, w] = a.shape();
+    /// Checks a forward input shape: FlowNetS takes one [N, 6, H, W] tensor, FlowNetC two [N, 3, H, W];
+    /// H and W positive multiples of 64.
+    fn check_input(&self, a: [usize; 4], b: Option<[usize; 4]>) -> Result<(usize, usize, usize)> {
+        let [n, cin, h, w] = a;
         let want_cin = match self.arch.variant {
             Variant::S => 6,
             Variant::C => 3,
@@ -337,89 +378,128 @@ impl FlowNet {
             });
         }
         if let Some(b) = b {
-            if b.shape() != a.shape() {
-                return Err(Error::Shape { op: "flownet", message: format!("frames differ: {:?} vs {:?}", a.shape(), b.shape()) });
+            if b != a {
+                return Err(Error::Shape { op: "flownet", message: format!("frames differ: {a:?} vs {b:?}") });
             }
         }
-        if h == 0 || w == 0 || h % SIZE_MULTIPLE != 0 || w % SIZE_MULTIPLE != 0 {
-            return Err(Error::Shape { op: "flownet", message: format!("input is {w}x{h}; sides must be positive multiples of {SIZE_MULTIPLE} (use `estimate`, which resizes)") });
+        if n == 0 || h == 0 || w == 0 || h % SIZE_MULTIPLE != 0 || w % SIZE_MULTIPLE != 0 {
+            return Err(Error::Shape { op: "flownet", message: format!("input is {n} x {w}x{h}; sides must be positive multiples of {SIZE_MULTIPLE} (use `estimate`, which resizes)") });
         }
+        Ok((n, h, w))
+    }
+
+    /// Allocates every activation for a batch of `n` frame pairs of `h` x `w`.
+    pub fn activations(&self, ctx: &Context, n: usize, h: usize, w: usize) -> Result<Activations> {
         let wd = self.arch.widths();
-        let at = |k: u32| (h >> k, w >> k);
-        let t = |name: &str, c: usize, k: u32| ctx.tensor(name, [n, c, at(k).0, at(k).1]);
-        let cat2 = t("cat2", wd.c2 + wd.d2 + 2, 2)?;
-        let cat3 = t("cat3", wd.c3 + wd.d3 + 2, 3)?;
-        let cat4 = t("cat4", wd.c4 + wd.d4 + 2, 4)?;
-        let cat5 = t("cat5", wd.c5 + wd.d5 + 2, 5)?;
-        let c6 = t("conv6_1", wd.c6, 6)?;
-        let mut rec = ctx.recorder("flownet forward");
-        // Kept alive until the submit.
-        let mut temps: Vec<Tensor> = Vec::new();
+        let mut acts = Activations { shape: (n, h, w), tensors: HashMap::new() };
+        let at = |c: usize, k: u32| [n, c, h >> k, w >> k];
         match self.arch.variant {
             Variant::S => {
-                let t1 = t("conv1", self.cout("conv1"), 1)?;
-                self.conv(&mut rec, "conv1", a.slice_all(), t1.slice_all())?;
-                self.conv(&mut rec, "conv2", t1.slice_all(), sl(&cat2, 0, wd.c2)?)?;
-                let t3 = t("conv3", self.cout("conv3"), 3)?;
-                self.conv(&mut rec, "conv3", sl(&cat2, 0, wd.c2)?, t3.slice_all())?;
-                self.conv(&mut rec, "conv3_1", t3.slice_all(), sl(&cat3, 0, wd.c3)?)?;
-                temps.extend([t1, t3]);
+                acts.add(ctx, "input", at(6, 0))?;
+                acts.add(ctx, "conv1", at(self.cout("conv1"), 1))?;
+                acts.add(ctx, "conv3", at(self.cout("conv3"), 3))?;
             }
             Variant::C => {
-                let b = b.ok_or(Error::Shape { op: "flownet", message: "FlowNetC needs frame b".into() })?;
-                let a1 = t("conv1a", self.cout("conv1"), 1)?;
-                let b1 = t("conv1b", self.cout("conv1"), 1)?;
-                let b2 = t("conv2b", wd.c2, 2)?;
-                let a3 = t("conv3a", self.cout("conv3"), 3)?;
-                let b3 = t("conv3b", self.cout("conv3"), 3)?;
-                let corr = self.arch.correlation();
-                let catr = t("cat_redir_corr", wd.redir + corr.displacements(), 3)?;
-                // Siamese tower: the same weights on both frames.
-                self.conv(&mut rec, "conv1", a.slice_all(), a1.slice_all())?;
-                self.conv(&mut rec, "conv1", b.slice_all(), b1.slice_all())?;
-                self.conv(&mut rec, "conv2", a1.slice_all(), sl(&cat2, 0, wd.c2)?)?;
-                self.conv(&mut rec, "conv2", b1.slice_all(), b2.slice_all())?;
-                self.conv(&mut rec, "conv3", sl(&cat2, 0, wd.c2)?, a3.slice_all())?;
-                self.conv(&mut rec, "conv3", b2.slice_all(), b3.slice_all())?;
-                self.conv(&mut rec, "conv_redir", a3.slice_all(), sl(&catr, 0, wd.redir)?)?;
-                correlation_forward_naive(&mut rec, &a3, &b3, corr, sl(&catr, wd.redir, corr.displacements())?, Some(LEAKY_SLOPE))?;
-                self.conv(&mut rec, "conv3_1", catr.slice_all(), sl(&cat3, 0, wd.c3)?)?;
-                temps.extend([a1, b1, b2, a3, b3, catr]);
+                acts.add(ctx, "input", at(3, 0))?;
+                acts.add(ctx, "input_b", at(3, 0))?;
+                acts.add(ctx, "conv1", at(self.cout("conv1"), 1))?;
+                acts.add(ctx, "conv1_b", at(self.cout("conv1"), 1))?;
+                acts.add(ctx, "conv2_b", at(wd.c2, 2))?;
+                acts.add(ctx, "conv3", at(self.cout("conv3"), 3))?;
+                acts.add(ctx, "conv3_b", at(self.cout("conv3"), 3))?;
+                acts.add(ctx, "cat_redir_corr", at(wd.redir + self.arch.correlation().displacements(), 3))?;
             }
         }
-        let t4 = t("conv4", self.cout("conv4"), 4)?;
-        let t5 = t("conv5", self.cout("conv5"), 5)?;
-        let t6 = t("conv6", self.cout("conv6"), 6)?;
-        self.conv(&mut rec, "conv4", sl(&cat3, 0, wd.c3)?, t4.slice_all())?;
-        self.conv(&mut rec, "conv4_1", t4.slice_all(), sl(&cat4, 0, wd.c4)?)?;
-        self.conv(&mut rec, "conv5", sl(&cat4, 0, wd.c4)?, t5.slice_all())?;
-        self.conv(&mut rec, "conv5_1", t5.slice_all(), sl(&cat5, 0, wd.c5)?)?;
-        self.conv(&mut rec, "conv6", sl(&cat5, 0, wd.c5)?, t6.slice_all())?;
-        self.conv(&mut rec, "conv6_1", t6.slice_all(), c6.slice_all())?;
-        temps.extend([t4, t5, t6]);
+        acts.add(ctx, "cat2", at(wd.c2 + wd.d2 + 2, 2))?;
+        acts.add(ctx, "cat3", at(wd.c3 + wd.d3 + 2, 3))?;
+        acts.add(ctx, "conv4", at(self.cout("conv4"), 4))?;
+        acts.add(ctx, "cat4", at(wd.c4 + wd.d4 + 2, 4))?;
+        acts.add(ctx, "conv5", at(self.cout("conv5"), 5))?;
+        acts.add(ctx, "cat5", at(wd.c5 + wd.d5 + 2, 5))?;
+        acts.add(ctx, "conv6", at(self.cout("conv6"), 6))?;
+        acts.add(ctx, "conv6_1", at(wd.c6, 6))?;
+        for (name, k) in [("flow2", 2), ("flow3", 3), ("flow4", 4), ("flow5", 5), ("flow6", 6)] {
+            acts.add(ctx, name, at(2, k))?;
+        }
+        Ok(acts)
+    }
 
+    /// Records the whole network over `acts` (inputs in `input` / `input_b`).
+    pub fn record_forward(&self, rec: &mut Recorder<'_>, acts: &Activations) -> Result<()> {
+        let wd = self.arch.widths();
+        let t = |name: &str| acts.get(name);
+        let (cat2, cat3, cat4, cat5) = (t("cat2")?, t("cat3")?, t("cat4")?, t("cat5")?);
+        match self.arch.variant {
+            Variant::S => {
+                self.conv(rec, "conv1", t("input")?.slice_all(), t("conv1")?.slice_all())?;
+                self.conv(rec, "conv2", t("conv1")?.slice_all(), sl(cat2, 0, wd.c2)?)?;
+                self.conv(rec, "conv3", sl(cat2, 0, wd.c2)?, t("conv3")?.slice_all())?;
+                self.conv(rec, "conv3_1", t("conv3")?.slice_all(), sl(cat3, 0, wd.c3)?)?;
+            }
+            Variant::C => {
+                let corr = self.arch.correlation();
+                let catr = t("cat_redir_corr")?;
+                // Siamese tower: the same weights on both frames.
+                self.conv(rec, "conv1", t("input")?.slice_all(), t("conv1")?.slice_all())?;
+                self.conv(rec, "conv1", t("input_b")?.slice_all(), t("conv1_b")?.slice_all())?;
+                self.conv(rec, "conv2", t("conv1")?.slice_all(), sl(cat2, 0, wd.c2)?)?;
+                self.conv(rec, "conv2", t("conv1_b")?.slice_all(), t("conv2_b")?.slice_all())?;
+                self.conv(rec, "conv3", sl(cat2, 0, wd.c2)?, t("conv3")?.slice_all())?;
+                self.conv(rec, "conv3", t("conv2_b")?.slice_all(), t("conv3_b")?.slice_all())?;
+                self.conv(rec, "conv_redir", t("conv3")?.slice_all(), sl(catr, 0, wd.redir)?)?;
+                correlation_forward_naive(rec, t("conv3")?, t("conv3_b")?, corr, sl(catr, wd.redir, corr.displacements())?, Some(LEAKY_SLOPE))?;
+                self.conv(rec, "conv3_1", catr.slice_all(), sl(cat3, 0, wd.c3)?)?;
+            }
+        }
+        let c6 = t("conv6_1")?;
+        self.conv(rec, "conv4", sl(cat3, 0, wd.c3)?, t("conv4")?.slice_all())?;
+        self.conv(rec, "conv4_1", t("conv4")?.slice_all(), sl(cat4, 0, wd.c4)?)?;
+        self.conv(rec, "conv5", sl(cat4, 0, wd.c4)?, t("conv5")?.slice_all())?;
+        self.conv(rec, "conv5_1", t("conv5")?.slice_all(), sl(cat5, 0, wd.c5)?)?;
+        self.conv(rec, "conv6", sl(cat5, 0, wd.c5)?, t("conv6")?.slice_all())?;
+        self.conv(rec, "conv6_1", t("conv6")?.slice_all(), c6.slice_all())?;
         // Decoder: deconv and upflow write straight into their slices of cat_k, cropped to its size.
-        let flow6 = t("flow6", 2, 6)?;
-        self.conv(&mut rec, "predict_flow6", c6.slice_all(), flow6.slice_all())?;
-        self.conv(&mut rec, "upsampled_flow6_to_5", flow6.slice_all(), sl(&cat5, wd.c5 + wd.d5, 2)?)?;
-        self.conv(&mut rec, "deconv5", c6.slice_all(), sl(&cat5, wd.c5, wd.d5)?)?;
-        let flow5 = t("flow5", 2, 5)?;
-        self.conv(&mut rec, "predict_flow5", cat5.slice_all(), flow5.slice_all())?;
-        self.conv(&mut rec, "upsampled_flow5_to_4", flow5.slice_all(), sl(&cat4, wd.c4 + wd.d4, 2)?)?;
-        self.conv(&mut rec, "deconv4", cat5.slice_all(), sl(&cat4, wd.c4, wd.d4)?)?;
-        let flow4 = t("flow4", 2, 4)?;
-        self.conv(&mut rec, "predict_flow4", cat4.slice_all(), flow4.slice_all())?;
-        self.conv(&mut rec, "upsampled_flow4_to_3", flow4.slice_all(), sl(&cat3, wd.c3 + wd.d3, 2)?)?;
-        self.conv(&mut rec, "deconv3", cat4.slice_all(), sl(&cat3, wd.c3, wd.d3)?)?;
-        let flow3 = t("flow3", 2, 3)?;
-        self.conv(&mut rec, "predict_flow3", cat3.slice_all(), flow3.slice_all())?;
-        self.conv(&mut rec, "upsampled_flow3_to_2", flow3.slice_all(), sl(&cat2, wd.c2 + wd.d2, 2)?)?;
-        self.conv(&mut rec, "deconv2", cat3.slice_all(), sl(&cat2, wd.c2, wd.d2)?)?;
-        let flow2 = t("flow2", 2, 2)?;
-        self.conv(&mut rec, "predict_flow2", cat2.slice_all(), flow2.slice_all())?;
+        self.conv(rec, "predict_flow6", c6.slice_all(), t("flow6")?.slice_all())?;
+        self.conv(rec, "upsampled_flow6_to_5", t("flow6")?.slice_all(), sl(cat5, wd.c5 + wd.d5, 2)?)?;
+        self.conv(rec, "deconv5", c6.slice_all(), sl(cat5, wd.c5, wd.d5)?)?;
+        self.conv(rec, "predict_flow5", cat5.slice_all(), t("flow5")?.slice_all())?;
+        self.conv(rec, "upsampled_flow5_to_4", t("flow5")?.slice_all(), sl(cat4, wd.c4 + wd.d4, 2)?)?;
+        self.conv(rec, "deconv4", cat5.slice_all(), sl(cat4, wd.c4, wd.d4)?)?;
+        self.conv(rec, "predict_flow4", cat4.slice_all(), t("flow4")?.slice_all())?;
+        self.conv(rec, "upsampled_flow4_to_3", t("flow4")?.slice_all(), sl(cat3, wd.c3 + wd.d3, 2)?)?;
+        self.conv(rec, "deconv3", cat4.slice_all(), sl(cat3, wd.c3, wd.d3)?)?;
+        self.conv(rec, "predict_flow3", cat3.slice_all(), t("flow3")?.slice_all())?;
+        self.conv(rec, "upsampled_flow3_to_2", t("flow3")?.slice_all(), sl(cat2, wd.c2 + wd.d2, 2)?)?;
+        self.conv(rec, "deconv2", cat3.slice_all(), sl(cat2, wd.c2, wd.d2)?)?;
+        self.conv(rec, "predict_flow2", cat2.slice_all(), t("flow2")?.slice_all())?;
+        Ok(())
+    }
+
+    /// Runs the network on normalised frames. For FlowNetS pass `a` = both frames stacked [N, 6, H, W] and
+    /// `b = None`; for FlowNetC pass `a`, `b` [N, 3, H, W]. H and W must be multiples of 64.
+    ///
+    /// The first call at a shape allocates that shape's activations and records the pass; later calls
+    /// copy the inputs in and replay it as one submission, allocating nothing. The returned tensors are
+    /// handles to those reused buffers: the next forward at the same shape overwrites them.
+    pub fn forward(&self, ctx: &Context, a: &Tensor, b: Option<&Tensor>) -> Result<Pyramid<Tensor>> {
+        let key = self.check_input(a.shape(), b.map(|b| b.shape()))?;
+        let mut plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
+        if !plans.contains_key(&key) {
+            let acts = self.activations(ctx, key.0, key.1, key.2)?;
+            let mut rec = ctx.recorder("flownet forward (record)");
+            self.record_forward(&mut rec, &acts)?;
+            let program = rec.finish_program()?;
+            plans.insert(key, ForwardPlan { acts, program });
+        }
+        let plan = plans.get(&key).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })?;
+        let mut rec = ctx.recorder("flownet forward");
+        rec.copy(a.buffer(), 0, plan.acts.get("input")?.buffer(), 0, a.bytes());
+        if let Some(b) = b {
+            rec.copy(b.buffer(), 0, plan.acts.get("input_b")?.buffer(), 0, b.bytes());
+        }
+        rec.replay(&plan.program);
         rec.submit()?;
-        drop(temps);
-        Ok(Pyramid { flow2, flow3, flow4, flow5, flow6 })
+        plan.acts.pyramid()
     }
 }
 

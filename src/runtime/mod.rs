@@ -5,6 +5,6 @@ mod context;
 mod kernels;
 mod tensor;
 
-pub use context::{adapter_summaries, AdapterSummary, Context, Recorder};
+pub use context::{adapter_summaries, AdapterSummary, Context, Program, Recorder};
 pub use kernels::Kernel;
 pub use tensor::{HostTensor, Tensor};

@@ -39,8 +39,8 @@ impl HostTensor {
     }
 }
 
-/// A 4-D f32 tensor in a GPU storage buffer, NCHW.
-#[derive(Debug)]
+/// A 4-D f32 tensor in a GPU storage buffer, NCHW. Cloning shares the buffer (a handle, not a copy).
+#[derive(Clone, Debug)]
 pub struct Tensor {
     buffer: wgpu::Buffer,
     shape: [usize; 4],
