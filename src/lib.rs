@@ -1,6 +1,7 @@
 //! corrflow: dense correspondence (FlowNetS / FlowNetC optical flow, Siamese descriptors) as hand-written
 //! WGSL compute kernels on wgpu.
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod flow;

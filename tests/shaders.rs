@@ -8,9 +8,26 @@ fn params_size(k: Kernel) -> usize {
     match k {
         Kernel::Conv2dForward | Kernel::ConvTranspose2dForward => std::mem::size_of::<ConvParams>(),
         Kernel::LeakyRelu => std::mem::size_of::<LeakyReluParams>(),
+        Kernel::Conv2dForwardTiled => std::mem::size_of::<corrflow::ops::conv_tiled::ConvTiledParams>(),
+        Kernel::ConvWeightsSwap => std::mem::size_of::<corrflow::ops::conv_backward::WeightSwapParams>(),
+        Kernel::ConvBackwardWeight => std::mem::size_of::<corrflow::ops::conv_backward::WeightGradParams>(),
+        Kernel::ConvBackwardWeightReduce => std::mem::size_of::<corrflow::ops::conv_backward::WeightReduceParams>(),
+        Kernel::ConvBackwardBias => std::mem::size_of::<corrflow::ops::conv_backward::BiasGradParams>(),
+        Kernel::LeakyReluBackward => std::mem::size_of::<corrflow::ops::elementwise::LeakyReluBackwardParams>(),
+        Kernel::AdaptiveAvgPool => std::mem::size_of::<corrflow::ops::loss::PoolParams>(),
+        Kernel::EpeLoss => std::mem::size_of::<corrflow::ops::loss::EpeParams>(),
+        Kernel::ReduceSum => std::mem::size_of::<corrflow::ops::loss::ReduceParams>(),
+        Kernel::Adam => std::mem::size_of::<corrflow::ops::optim::AdamParams>(),
         Kernel::Crop => std::mem::size_of::<CropParams>(),
         Kernel::ResizeBilinear => std::mem::size_of::<ResizeParams>(),
         Kernel::CorrelationForwardNaive => std::mem::size_of::<CorrelationParams>(),
+        Kernel::CorrelationForward => std::mem::size_of::<corrflow::ops::correlation::CorrelationTiledParams>(),
+        Kernel::CorrelationPack => std::mem::size_of::<corrflow::ops::correlation::CorrelationPackParams>(),
+        Kernel::CorrelationGradPack => std::mem::size_of::<corrflow::ops::correlation::CorrelationGradPackParams>(),
+        Kernel::CorrelationBackwardA | Kernel::CorrelationBackwardB => std::mem::size_of::<corrflow::ops::correlation::CorrelationBackwardParams>(),
+        Kernel::CorrelationBackwardANaive | Kernel::CorrelationBackwardBNaive => std::mem::size_of::<CorrelationParams>(),
+        Kernel::SubgroupProbe => std::mem::size_of::<corrflow::ops::correlation::SubgroupProbeParams>(),
+        Kernel::FmaPeak => std::mem::size_of::<corrflow::bench::peak::FmaPeakParams>(),
     }
 }
 

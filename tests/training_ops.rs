@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, gpu, Rng};
 use corrflow::ops::loss::{adaptive_avg_pool, adaptive_avg_pool_cpu, epe_loss, epe_loss_cpu, reduce_sum};
-use corrflow::ops::optim::{adam_step, adam_step_cpu, AdamConfig, AdamParams};
+use corrflow::ops::optim::{adam_step, adam_step_cpu, AdamConfig, AdamStepBuffer};
 use corrflow::HostTensor;
 
 #[test]
@@ -82,14 +82,21 @@ fn adam_matches_cpu_over_several_steps() {
     let (mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n]);
     let cfg = AdamConfig { lr: 1e-2, weight_decay: 4e-4, ..Default::default() };
     let t = |name, d: &[f32]| ctx.upload(name, &HostTensor::new([1, 1, 1, n], d.to_vec()).unwrap()).unwrap();
-    let (gp, gm, gv) = (t("p", &p), t("m", &m), t("v", &v));
+    let (gp, gm, gv, gg) = (t("p", &p), t("m", &m), t("v", &v), t("g", &m));
+    let step_buf = AdamStepBuffer::new(ctx).unwrap();
+    // Recorded once, replayed every step with new gradients and step values (as training does).
+    let mut rec = ctx.recorder("adam");
+    adam_step(&mut rec, &gp, &gg, &gm, &gv, &cfg, &step_buf).unwrap();
+    let program = rec.finish_program().unwrap();
     for step in 1..=3u64 {
         let g: Vec<f32> = (0..n).map(|_| rng.uniform()).collect();
-        let gg = t("g", &g);
-        let mut rec = ctx.recorder("adam");
-        adam_step(&mut rec, &gp, &gg, &gm, &gv, &AdamParams::new(&cfg, step, n, cfg.lr).unwrap()).unwrap();
+        ctx.write(&gg, &g).unwrap();
+        let lr = cfg.lr * step as f32; // a schedule: the lr may change every step
+        step_buf.set(ctx, &cfg, step, lr).unwrap();
+        let mut rec = ctx.recorder("adam step");
+        rec.replay(&program);
         rec.submit().unwrap();
-        adam_step_cpu(&mut p, &g, &mut m, &mut v, &cfg, step, cfg.lr);
+        adam_step_cpu(&mut p, &g, &mut m, &mut v, &cfg, step, lr);
     }
     assert_close("adam param", &ctx.download(&gp).unwrap().data, &p, 1e-6, 1e-5);
     assert_close("adam m", &ctx.download(&gm).unwrap().data, &m, 1e-6, 1e-5);
@@ -104,4 +111,29 @@ fn adam_first_step_moves_each_parameter_by_lr() {
     let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
     adam_step_cpu(&mut p, &[2.0, -0.25], &mut m, &mut v, &AdamConfig::default(), 1, 0.1);
     assert!((p[0] - 0.4).abs() < 1e-6 && (p[1] + 0.4).abs() < 1e-6, "{p:?}");
+}
+
+#[test]
+fn leaky_relu_backward_matches_cpu_on_a_slice() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(35);
+    let out = rng.tensor([2, 7, 5, 6]);
+    let grad = rng.tensor([2, 7, 5, 6]);
+    let go = ctx.upload("out", &out).unwrap();
+    let gg = ctx.upload("grad", &grad).unwrap();
+    let mut rec = ctx.recorder("leaky bwd");
+    corrflow::ops::elementwise::leaky_relu_backward(&mut rec, &go, gg.slice(2, 3).unwrap(), 0.1).unwrap();
+    rec.submit().unwrap();
+    let full = corrflow::ops::elementwise::leaky_relu_backward_cpu(&out, &grad, 0.1);
+    // Channels 2..5 get the derivative, the rest keep the incoming gradient.
+    let mut expected = grad.clone();
+    for b in 0..2 {
+        for c in 2..5 {
+            for i in 0..30 {
+                let j = (b * 7 + c) * 30 + i;
+                expected.data[j] = full.data[j];
+            }
+        }
+    }
+    assert_close("leaky_relu_backward slice", &ctx.download(&gg).unwrap().data, &expected.data, 0.0, 0.0);
 }

@@ -35,7 +35,7 @@ fn network_side(n: usize) -> usize {
 }
 
 /// RGB in [0, 1] minus the per-channel mean, as a [1, 3, H, W] host tensor.
-fn normalise(img: &image::DynamicImage) -> HostTensor {
+pub(crate) fn normalise(img: &image::DynamicImage) -> HostTensor {
     let rgb = img.to_rgb32f();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let mut t = HostTensor::zeros([1, 3, h, w]);

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::ops::conv::{conv2d_cpu, conv_forward, conv_transpose2d_cpu, ConvSpec, ConvWeights};
-use crate::ops::correlation::{correlation_cpu, correlation_forward_naive, CorrelationSpec};
+use crate::ops::conv::{conv2d_cpu, conv_forward, conv_transpose2d_cpu, ConvAlgo, ConvSpec, ConvWeights};
+use crate::ops::correlation::{correlation_cpu, correlation_forward, correlation_forward_naive, CorrelationSpec};
 use crate::ops::elementwise::{concat_cpu, leaky_relu_cpu};
 use crate::runtime::{Context, HostTensor, Program, Recorder, Tensor};
 
@@ -101,17 +101,17 @@ pub struct Arch {
 
 /// Channel counts the decoder needs (derived, never hard-coded sums).
 #[derive(Clone, Copy, Debug)]
-struct Widths {
-    c2: usize,
-    c3: usize,
-    c4: usize,
-    c5: usize,
-    c6: usize,
-    d5: usize,
-    d4: usize,
-    d3: usize,
-    d2: usize,
-    redir: usize,
+pub(crate) struct Widths {
+    pub(crate) c2: usize,
+    pub(crate) c3: usize,
+    pub(crate) c4: usize,
+    pub(crate) c5: usize,
+    pub(crate) c6: usize,
+    pub(crate) d5: usize,
+    pub(crate) d4: usize,
+    pub(crate) d3: usize,
+    pub(crate) d2: usize,
+    pub(crate) redir: usize,
 }
 
 impl Arch {
@@ -124,7 +124,7 @@ impl Arch {
         round_half_even(self.width * base as f64).max(1)
     }
 
-    fn widths(&self) -> Widths {
+    pub(crate) fn widths(&self) -> Widths {
         Widths {
             c2: self.ch(128),
             c3: self.ch(256),
@@ -193,6 +193,35 @@ impl Arch {
 
     pub fn num_params(&self) -> usize {
         self.layers().iter().map(LayerDef::num_params).sum()
+    }
+
+    /// Forward FLOP (multiply-adds counted as 2) of every layer for a batch of `n` pairs at `h` x `w`, by
+    /// layer name in forward order, plus `correlation` for FlowNetC. Transposed convs count only the taps
+    /// that exist (k^2 / stride^2 per output pixel); FlowNetC's tower layers count both frames.
+    pub fn layer_flops(&self, n: usize, h: usize, w: usize) -> Vec<(String, f64)> {
+        let scale = |name: &str| -> u32 {
+            let digit = |s: &str| s.chars().find(|c| c.is_ascii_digit()).and_then(|c| c.to_digit(10)).unwrap_or(3);
+            match name {
+                "conv_redir" => 3,
+                _ if name.starts_with("upsampled_flow") => name.rsplit('_').next().map_or(2, digit),
+                _ => digit(name),
+            }
+        };
+        let mut out = Vec::new();
+        for l in self.layers() {
+            let k = scale(&l.name);
+            let pixels = (n * (h >> k) * (w >> k)) as f64;
+            let taps = if l.transposed { (l.k * l.k) as f64 / (l.stride * l.stride) as f64 } else { (l.k * l.k) as f64 };
+            let tower = self.variant == Variant::C && matches!(l.name.as_str(), "conv1" | "conv2" | "conv3");
+            let flops = 2.0 * pixels * (l.cin * l.cout) as f64 * taps * if tower { 2.0 } else { 1.0 };
+            out.push((l.name.clone(), flops));
+            if l.name == "conv_redir" {
+                let corr = self.correlation();
+                let c = self.ch(256) as f64;
+                out.push(("correlation".to_string(), 2.0 * pixels * c * corr.displacements() as f64));
+            }
+        }
+        out
     }
 
     /// Fresh weights: He (Kaiming) uniform initialisation for LeakyReLU(0.1) with PyTorch's fan-in
@@ -290,6 +319,10 @@ impl Activations {
     pub fn get(&self, name: &str) -> Result<&Tensor> {
         self.tensors.get(name).ok_or_else(|| Error::Shape { op: "flownet", message: format!("no activation `{name}`") })
     }
+    /// Every tensor, by name (in no particular order).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Tensor)> {
+        self.tensors.iter().map(|(k, v)| (*k, v))
+    }
     fn add(&mut self, ctx: &Context, name: &'static str, shape: [usize; 4]) -> Result<()> {
         let t = ctx.tensor(name, shape)?;
         self.tensors.insert(name, t);
@@ -317,6 +350,8 @@ pub struct FlowNet {
     arch: Arch,
     layers: HashMap<String, (LayerDef, ConvWeights)>,
     plans: Mutex<HashMap<(usize, usize, usize), ForwardPlan>>,
+    /// Use the one-invocation-per-output correlation (the baseline) instead of the tiled one.
+    naive_correlation: bool,
 }
 
 /// Channel-slice shorthand used by the forward pass.
@@ -335,7 +370,7 @@ impl FlowNet {
             let cw = ConvWeights::new(ctx, &l.name, &w, b.as_deref(), l.transposed)?;
             layers.insert(l.name.clone(), (l, cw));
         }
-        Ok(FlowNet { arch, layers, plans: Mutex::new(HashMap::new()) })
+        Ok(FlowNet { arch, layers, plans: Mutex::new(HashMap::new()), naive_correlation: false })
     }
 
     /// Loads a safetensors file.
@@ -347,6 +382,19 @@ impl FlowNet {
         &self.arch
     }
 
+    /// Chooses the conv kernels of every layer (the tiled ones by default; [`ConvAlgo::Direct`] for the
+    /// first, correctness-first kernels and their naive correlation, to measure speed-ups). Drops the
+    /// recorded plans.
+    pub fn set_conv_algo(&mut self, algo: ConvAlgo) {
+        for (_, w) in self.layers.values_mut() {
+            w.set_algo(algo);
+        }
+        self.naive_correlation = algo == ConvAlgo::Direct;
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.clear();
+        }
+    }
+
     /// The layer `name` and its GPU weights.
     pub fn layer(&self, name: &str) -> Result<&(LayerDef, ConvWeights)> {
         self.layers.get(name).ok_or_else(|| Error::Weights { path: String::new(), message: format!("layer `{name}` missing") })
@@ -354,6 +402,7 @@ impl FlowNet {
 
     fn conv(&self, rec: &mut Recorder<'_>, name: &str, x: crate::ops::Slice<'_>, out: crate::ops::Slice<'_>) -> Result<()> {
         let (def, w) = self.layer(name)?;
+        rec.mark(name);
         conv_forward(rec, x, w, def.spec(), out)
     }
 
@@ -447,7 +496,13 @@ impl FlowNet {
                 self.conv(rec, "conv3", sl(cat2, 0, wd.c2)?, t("conv3")?.slice_all())?;
                 self.conv(rec, "conv3", t("conv2_b")?.slice_all(), t("conv3_b")?.slice_all())?;
                 self.conv(rec, "conv_redir", t("conv3")?.slice_all(), sl(catr, 0, wd.redir)?)?;
-                correlation_forward_naive(rec, t("conv3")?, t("conv3_b")?, corr, sl(catr, wd.redir, corr.displacements())?, Some(LEAKY_SLOPE))?;
+                rec.mark("correlation");
+                let out = sl(catr, wd.redir, corr.displacements())?;
+                if self.naive_correlation {
+                    correlation_forward_naive(rec, t("conv3")?, t("conv3_b")?, corr, out, Some(LEAKY_SLOPE))?;
+                } else {
+                    correlation_forward(rec, t("conv3")?, t("conv3_b")?, corr, out, Some(LEAKY_SLOPE))?;
+                }
                 self.conv(rec, "conv3_1", catr.slice_all(), sl(cat3, 0, wd.c3)?)?;
             }
         }
@@ -475,6 +530,24 @@ impl FlowNet {
         Ok(())
     }
 
+    /// The recorded forward pass for a batch of `n` pairs at `h` x `w` (recording it if needed), with a
+    /// mark before every layer so [`Program::segments`] times it layer by layer. Its inputs are the
+    /// plan's `input` / `input_b` activations.
+    pub fn recorded_forward(&self, ctx: &Context, n: usize, h: usize, w: usize) -> Result<Program> {
+        let channels = if self.arch.variant == Variant::S { 6 } else { 3 };
+        let b = (self.arch.variant == Variant::C).then_some([n, 3, h, w]);
+        let key = self.check_input([n, channels, h, w], b)?;
+        let mut plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
+        if !plans.contains_key(&key) {
+            let acts = self.activations(ctx, n, h, w)?;
+            let mut rec = ctx.recorder("flownet forward (record)");
+            self.record_forward(&mut rec, &acts)?;
+            let program = rec.finish_program()?;
+            plans.insert(key, ForwardPlan { acts, program });
+        }
+        plans.get(&key).map(|p| p.program.clone()).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })
+    }
+
     /// Runs the network on normalised frames. For FlowNetS pass `a` = both frames stacked [N, 6, H, W] and
     /// `b = None`; for FlowNetC pass `a`, `b` [N, 3, H, W]. H and W must be multiples of 64.
     ///
@@ -483,14 +556,8 @@ impl FlowNet {
     /// handles to those reused buffers: the next forward at the same shape overwrites them.
     pub fn forward(&self, ctx: &Context, a: &Tensor, b: Option<&Tensor>) -> Result<Pyramid<Tensor>> {
         let key = self.check_input(a.shape(), b.map(|b| b.shape()))?;
-        let mut plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
-        if !plans.contains_key(&key) {
-            let acts = self.activations(ctx, key.0, key.1, key.2)?;
-            let mut rec = ctx.recorder("flownet forward (record)");
-            self.record_forward(&mut rec, &acts)?;
-            let program = rec.finish_program()?;
-            plans.insert(key, ForwardPlan { acts, program });
-        }
+        self.recorded_forward(ctx, key.0, key.1, key.2)?;
+        let plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
         let plan = plans.get(&key).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })?;
         let mut rec = ctx.recorder("flownet forward");
         rec.copy(a.buffer(), 0, plan.acts.get("input")?.buffer(), 0, a.bytes());

@@ -55,6 +55,12 @@ impl Weights {
         }
     }
 
+    /// Adds a metadata entry (saved in the safetensors header).
+    pub fn with_metadata(mut self, key: &str, value: impl ToString) -> Self {
+        self.metadata.insert(key.to_string(), value.to_string());
+        self
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }

@@ -1,10 +1,43 @@
-//! conv2d and conv_transpose2d forward (`shaders/conv2d_forward.wgsl`, `shaders/conv_transpose2d_forward.wgsl`)
-//! with their CPU references. PyTorch semantics throughout: cross-correlation, zero padding, weights
-//! [cout, cin, kh, kw] for conv2d and [cin, cout, kh, kw] for conv_transpose2d.
+//! conv2d and conv_transpose2d forward with their CPU references. PyTorch semantics throughout:
+//! cross-correlation, zero padding, weights [cout, cin, kh, kw] for conv2d and [cin, cout, kh, kw] for
+//! conv_transpose2d.
+//!
+//! Two implementations, chosen per layer by [`ConvAlgo`] (default: tiled): the baseline direct kernels
+//! (`shaders/conv2d_forward.wgsl`, `shaders/conv_transpose2d_forward.wgsl`) and the tiled implicit GEMM
+//! (`shaders/conv2d_forward_tiled.wgsl`, see [`super::conv_tiled`]), which also runs transposed convs as
+//! stride phases without wasted taps. Both fuse bias and LeakyReLU and read/write channel slices. The
+//! backward passes are in [`super::conv_backward`].
 
+use super::conv_tiled::{tiled_conv, tiled_supported, ConvTile, Geometry, TiledConv};
 use super::{u32_of, Slice};
 use crate::error::{Error, Result};
 use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
+
+/// Which kernel runs a convolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// The first, correctness-first kernels (`conv2d_forward`, `conv_transpose2d_forward`): 4 channels x 4
+    /// pixels per invocation, transposed convs as a gather that tests every tap. Kept as the baseline to
+    /// measure against. Forward only: the backward passes always run the tiled kernels.
+    Direct,
+    /// The implicit-GEMM kernel (`conv2d_forward_tiled`) with the register block measured fastest for the
+    /// layer's shape class on this adapter (measured at first use, cached in the [`Context`]).
+    #[default]
+    Tiled,
+    /// The implicit-GEMM kernel with a fixed register block (tests, benches, reproducible runs).
+    TiledWith(ConvTile),
+}
+
+impl ConvAlgo {
+    /// `CORRFLOW_CONV_ALGO=direct` selects [`ConvAlgo::Direct`] for every layer built afterwards (to measure
+    /// the speed-up of a whole network); anything else, or unset, selects [`ConvAlgo::Tiled`].
+    pub fn from_env() -> Self {
+        match std::env::var("CORRFLOW_CONV_ALGO").map(|v| v.to_ascii_lowercase()).as_deref() {
+            Ok("direct") => ConvAlgo::Direct,
+            _ => ConvAlgo::Tiled,
+        }
+    }
+}
 
 /// The WGSL `Params` twin shared by both conv kernels.
 #[repr(C)]
@@ -62,6 +95,9 @@ pub struct ConvWeights {
     packed: Tensor,
     bias: Option<Tensor>,
     no_bias: Tensor,
+    algo: ConvAlgo,
+    /// Buffers the backward passes reuse (swapped weights, partial weight gradients).
+    pub(crate) scratch: super::conv_backward::ScratchCell,
 }
 
 /// Packs PyTorch conv weights into the kernels' layout. `transposed` selects [cin, cout, kh, kw].
@@ -107,11 +143,83 @@ impl ConvWeights {
             None => None,
         };
         let no_bias = ctx.tensor("no_bias", [1, 1, 1, 1])?;
-        Ok(ConvWeights { cin, cout, kh, kw, transposed, packed, bias, no_bias })
+        Ok(ConvWeights { cin, cout, kh, kw, transposed, packed, bias, no_bias, algo: ConvAlgo::from_env(), scratch: Default::default() })
     }
 
     pub fn has_bias(&self) -> bool {
         self.bias.is_some()
+    }
+
+    /// The kernel [`conv_forward`] (and the backward passes) use for these weights.
+    pub fn algo(&self) -> ConvAlgo {
+        self.algo
+    }
+    /// The kernel that actually runs on `ctx`: [`ConvAlgo::Tiled`] becomes [`ConvAlgo::Direct`] on
+    /// adapters without subgroup operations (GL), where the tiled kernels cannot be built.
+    pub fn effective_algo(&self, ctx: &Context) -> ConvAlgo {
+        match self.algo {
+            ConvAlgo::Tiled if !tiled_supported(ctx) => ConvAlgo::Direct,
+            a => a,
+        }
+    }
+    pub fn set_algo(&mut self, algo: ConvAlgo) {
+        self.algo = algo;
+    }
+    pub fn with_algo(mut self, algo: ConvAlgo) -> Self {
+        self.algo = algo;
+        self
+    }
+
+    /// Output channels rounded up to a multiple of 4: the row length, in vec4, of the packed layout.
+    pub fn cout4(&self) -> usize {
+        self.cout.div_ceil(4)
+    }
+
+    /// The packed weights `[(ci * kh + ky) * kw + kx][cout4]` of vec4 (see [`pack_weights`]). Training
+    /// updates this buffer in place; its gradient has the same layout ([`ConvWeights::new_grads`]).
+    pub fn packed(&self) -> &Tensor {
+        &self.packed
+    }
+
+    /// The bias `[cout]`, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Downloads the weights in PyTorch's layout (`[cout, cin, kh, kw]`, or `[cin, cout, kh, kw]` when
+    /// transposed) and the bias.
+    pub fn download(&self, ctx: &Context) -> Result<(HostTensor, Option<Vec<f32>>)> {
+        let packed = ctx.download(&self.packed)?;
+        let bias = match &self.bias {
+            Some(b) => Some(ctx.download(b)?.data),
+            None => None,
+        };
+        Ok((self.unpack(&packed.data), bias))
+    }
+
+    /// The inverse of [`pack_weights`] for these weights' shape: PyTorch's layout from the packed one
+    /// (also the layout of the weight gradient).
+    pub fn unpack(&self, packed: &[f32]) -> HostTensor {
+        let shape = if self.transposed { [self.cin, self.cout, self.kh, self.kw] } else { [self.cout, self.cin, self.kh, self.kw] };
+        let mut w = HostTensor::zeros(shape);
+        let row = self.cout4() * 4;
+        for ci in 0..self.cin {
+            for co in 0..self.cout {
+                for ky in 0..self.kh {
+                    for kx in 0..self.kw {
+                        let v = packed.get(((ci * self.kh + ky) * self.kw + kx) * row + co).copied().unwrap_or(f32::NAN);
+                        let i = if self.transposed { w.idx(ci, co, ky, kx) } else { w.idx(co, ci, ky, kx) };
+                        w.data[i] = v;
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    /// A small buffer bound where a kernel's optional operand is absent.
+    pub(crate) fn dummy(&self) -> &Tensor {
+        &self.no_bias
     }
 }
 
@@ -154,6 +262,56 @@ pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec:
             });
         }
     }
+    let tile = match w.effective_algo(rec.context()) {
+        ConvAlgo::Direct => return conv_forward_direct(rec, x, w, spec, out),
+        ConvAlgo::Tiled => None,
+        ConvAlgo::TiledWith(t) => Some(t),
+    };
+    let conv = TiledConv {
+        op,
+        geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },
+        x,
+        w: w.packed.buffer(),
+        w_cout4: w.cout4(),
+        kh: w.kh,
+        kw: w.kw,
+        stride: spec.stride,
+        pad: spec.pad,
+        out,
+        bias: w.bias.as_ref().map(|b| b.buffer()),
+        dummy: w.no_bias.buffer(),
+        leaky: spec.leaky,
+        accumulate: false,
+    };
+    tiled_conv(rec, &conv, tile)
+}
+
+/// Multiply-adds x 2 that [`conv_forward`] performs for these shapes, counting only real taps (for a
+/// transposed conv, the products with input values; both algorithms are credited with the same FLOPs).
+pub fn conv_flops(x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>) -> f64 {
+    TiledConv {
+        op: "conv_flops",
+        geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },
+        x,
+        w: w.packed.buffer(),
+        w_cout4: w.cout4(),
+        kh: w.kh,
+        kw: w.kw,
+        stride: spec.stride.max(1),
+        pad: spec.pad,
+        out,
+        bias: None,
+        dummy: w.no_bias.buffer(),
+        leaky: None,
+        accumulate: false,
+    }
+    .flops()
+}
+
+/// The baseline kernels (shapes already checked by [`conv_forward`]).
+fn conv_forward_direct(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>) -> Result<()> {
+    let op = if w.transposed { "conv_transpose2d" } else { "conv2d" };
+    let (oh, ow) = (out.height(), out.width());
     let kernel = if w.transposed { Kernel::ConvTranspose2dForward } else { Kernel::Conv2dForward };
     let cout4 = w.cout.div_ceil(4);
     let params = ConvParams {

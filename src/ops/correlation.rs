@@ -1,9 +1,55 @@
 //! The correlation layer of FlowNetC (Caffe's CorrelationLayer semantics; see
-//! `shaders/correlation_forward_naive.wgsl` for the exact definition), with an f64 CPU reference.
+//! `shaders/correlation_forward_naive.wgsl` for the exact definition), with f64 CPU references.
+//!
+//! - Forward: [`correlation_forward`] (subgroup-tiled where the device has subgroups, else
+//!   [`correlation_forward_naive`]), and [`correlation_forward_chunked`] for cost volumes larger than one
+//!   storage binding (row bands in separate tensors).
+//! - Backward w.r.t. both inputs, as gathers: [`correlation_backward`], [`correlation_backward_chunked`],
+//!   [`correlation_backward_naive`]; `grad_out` is the gradient before any fused LeakyReLU, and the input
+//!   gradients are overwritten.
+//! - CPU references: [`correlation_cpu`], [`correlation_cpu_f64`], [`correlation_backward_cpu`],
+//!   [`correlation_backward_cpu_f64`].
+//!
+//! Layout: `tiled` (forward), `backward`, `pack` (the channels-last copies the tiled kernels read).
+
+mod backward;
+mod pack;
+mod tiled;
+
+pub use backward::{
+    correlation_backward, correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64, correlation_backward_naive,
+    correlation_backward_with, correlation_cpu_f64, CorrelationBackwardParams,
+};
+pub use pack::{CorrelationGradPackParams, CorrelationPackParams};
+pub use tiled::{
+    correlation_forward, correlation_forward_chunked, correlation_forward_with, subgroup_tiling_available, CorrelationBand, CorrelationTiledParams,
+    SubgroupProbeParams,
+};
 
 use super::{grid_1d, u32_of, Slice};
 use crate::error::{Error, Result};
 use crate::runtime::{HostTensor, Kernel, Recorder, Tensor};
+
+/// Choices for the correlation entry points that take them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CorrelationOptions {
+    /// Use the subgroup-tiled kernels where the device supports them (default); `false` forces the
+    /// portable one-invocation-per-element kernels.
+    pub tiled: bool,
+    /// Most bytes any one buffer the op allocates may hold (default and upper bound: the adapter's
+    /// storage-binding limit). Smaller values split the work into more row bands; tests use it to exercise
+    /// the splitting on small inputs.
+    pub max_band_bytes: Option<u64>,
+    /// Most output rows per band and per dispatch (default: as many as fit). Forces the row splitting of
+    /// large inputs on small ones (tests).
+    pub max_band_rows: Option<usize>,
+}
+
+impl Default for CorrelationOptions {
+    fn default() -> Self {
+        CorrelationOptions { tiled: true, max_band_bytes: None, max_band_rows: None }
+    }
+}
 
 /// Parameters of a correlation layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,6 +21,49 @@ pub fn leaky_relu(rec: &mut Recorder<'_>, t: &Tensor, slope: f32) -> Result<()> 
     rec.dispatch(Kernel::LeakyRelu, &[], &params, &[t.buffer()], groups)
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct LeakyReluBackwardParams {
+    pub batch: u32,
+    pub channels: u32,
+    pub c_offset: u32,
+    pub c_total: u32,
+    pub plane: u32,
+    pub slope: f32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+/// In place on the channel slice `grad`: multiplies by the LeakyReLU derivative read off the forward
+/// output `out` (the same channels of a tensor shaped like `grad`'s).
+pub fn leaky_relu_backward(rec: &mut Recorder<'_>, out: &Tensor, grad: Slice<'_>, slope: f32) -> Result<()> {
+    let op = "leaky_relu_backward";
+    if out.shape() != grad.tensor.shape() {
+        return Err(Error::Shape { op, message: format!("output {:?} and gradient {:?} differ", out.shape(), grad.tensor.shape()) });
+    }
+    let plane = grad.height() * grad.width();
+    let params = LeakyReluBackwardParams {
+        batch: u32_of(op, "batch", grad.batch())?,
+        channels: u32_of(op, "channels", grad.channels)?,
+        c_offset: u32_of(op, "c_offset", grad.c_offset)?,
+        c_total: u32_of(op, "c_total", grad.total_channels())?,
+        plane: u32_of(op, "plane", plane)?,
+        slope,
+        _pad0: 0,
+        _pad1: 0,
+    };
+    let total = grad.batch() * grad.channels * plane;
+    u32_of(op, "elements", total)?;
+    let groups = grid_1d(rec, total, 256);
+    rec.dispatch(Kernel::LeakyReluBackward, &[], &params, &[out.buffer(), grad.tensor.buffer()], groups)
+}
+
+/// CPU reference of [`leaky_relu_backward`] over whole tensors.
+pub fn leaky_relu_backward_cpu(out: &HostTensor, grad: &HostTensor, slope: f32) -> HostTensor {
+    let data = out.data.iter().zip(&grad.data).map(|(&y, &g)| if y > 0.0 { g } else { g * slope }).collect();
+    HostTensor { shape: grad.shape, data }
+}
+
 /// CPU reference LeakyReLU.
 pub fn leaky_relu_cpu(t: &HostTensor, slope: f32) -> HostTensor {
     let data = t.data.iter().map(|&v| if v > 0.0 { v } else { v * slope }).collect();

@@ -2,8 +2,12 @@
 //! function that records a dispatch, and a plain CPU reference beside it.
 
 pub mod conv;
+pub mod conv_backward;
+pub mod conv_tiled;
 pub mod correlation;
 pub mod elementwise;
+pub mod loss;
+pub mod optim;
 pub mod resize;
 
 use crate::error::{Error, Result};

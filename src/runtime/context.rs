@@ -95,6 +95,8 @@ pub struct Context {
     adapter: AdapterSummary,
     limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
+    /// Choices measured once on this adapter (e.g. conv tile sizes per layer-shape class), by key.
+    tuned: Mutex<HashMap<String, Vec<u32>>>,
 }
 
 impl Context {
@@ -133,7 +135,8 @@ impl Context {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("corrflow"),
-                required_features: wgpu::Features::empty(),
+                // Subgroup operations where offered: the tiled conv kernels share weight loads across lanes.
+                required_features: adapter.features() & wgpu::Features::SUBGROUP,
                 required_limits: limits.clone(),
                 memory_hints: wgpu::MemoryHints::Performance,
                 ..Default::default()
@@ -145,7 +148,7 @@ impl Context {
 
     /// Wraps a device the caller already owns (for applications that render with the same device).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary, limits: wgpu::Limits) -> Self {
-        Context { device, queue, adapter, limits, pipelines: Mutex::new(HashMap::new()) }
+        Context { device, queue, adapter, limits, pipelines: Mutex::new(HashMap::new()), tuned: Mutex::new(HashMap::new()) }
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -159,6 +162,25 @@ impl Context {
     }
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// A choice measured earlier on this adapter under `key` (see `ops::conv_tiled` for the conv tiles).
+    pub fn tuned(&self, key: &str) -> Option<Vec<u32>> {
+        self.tuned.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// Records a measured choice so later calls with the same `key` reuse it.
+    pub fn set_tuned(&self, key: &str, choice: Vec<u32>) {
+        if let Ok(mut m) = self.tuned.lock() {
+            m.insert(key.to_string(), choice);
+        }
+    }
+
+    /// Every measured choice so far (key, value), sorted by key: for reports and for saving.
+    pub fn tuned_all(&self) -> Vec<(String, Vec<u32>)> {
+        let mut all: Vec<_> = self.tuned.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        all.sort();
+        all
     }
 
     /// The largest number of bytes one storage binding may hold on this device.
@@ -209,19 +231,20 @@ impl Context {
     /// slowed by compilation, and so a broken shader is reported up front.
     pub fn warm_up(&self) -> Result<()> {
         for &k in Kernel::ALL {
-            self.pipeline(k, &[])?;
+            if self.device.features().contains(k.required_features()) {
+                self.pipeline(k, &[])?;
+            }
         }
         Ok(())
     }
 
-    /// Starts recording a batch of dispatches (one command encoder, one submit).
+    /// Starts recording a batch of GPU work (encoded into one command encoder and submitted once).
     pub fn recorder(&self, label: &str) -> Recorder<'_> {
         // The scopes cover bind-group creation, encoding, `finish` and `submit`: wgpu reports encoder
         // errors at `finish`, so a scope around `submit` alone would miss them.
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Recorder { ctx: self, encoder, label: label.to_string(), scopes: Some((validation, oom)) }
+        Recorder { ctx: self, steps: Vec::new(), label: label.to_string(), scopes: Some((validation, oom)) }
     }
 
     /// Blocks until all submitted work is done.
@@ -231,15 +254,73 @@ impl Context {
             .map(|_| ())
             .map_err(|e| Error::Gpu { op: "wait".into(), message: e.to_string() })
     }
-
 }
 
-/// Records dispatches into one command encoder, submitted once by [`Recorder::submit`]. It holds
-/// (thread-local) error scopes from creation to submit, so recorders on one thread must be submitted in
-/// the reverse order of their creation (in practice: one at a time).
+/// One recorded piece of GPU work. A dispatch keeps its pipeline, bind group and parameter buffer, so
+/// a recorded [`Program`] can be replayed with no allocation at all.
+#[derive(Clone, Debug)]
+enum Step {
+    Dispatch { pipeline: wgpu::ComputePipeline, bind_group: wgpu::BindGroup, groups: [u32; 3] },
+    Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, bytes: u64 },
+    Clear { buffer: wgpu::Buffer },
+    /// A label starting a new segment (see [`Program::segments`]); encodes nothing.
+    Mark(String),
+}
+
+/// A recorded sequence of dispatches, copies and clears over fixed buffers, replayable any number of
+/// times ([`Recorder::replay`]): how networks run a forward or training step without re-creating bind
+/// groups or parameter buffers. Parameter values are frozen at recording time.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    steps: Vec<Step>,
+}
+
+impl Program {
+    /// Number of recorded steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+    /// Number of kernel dispatches.
+    pub fn dispatches(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s, Step::Dispatch { .. })).count()
+    }
+
+    /// Appends another program's steps.
+    pub fn extend(&mut self, other: &Program) {
+        self.steps.extend(other.steps.iter().cloned());
+    }
+
+    /// The program cut at its marks ([`Recorder::mark`]): (label, steps up to the next mark), in order;
+    /// steps before the first mark are labelled "". Used to time a network layer by layer.
+    pub fn segments(&self) -> Vec<(String, Program)> {
+        let mut out: Vec<(String, Program)> = Vec::new();
+        for step in &self.steps {
+            match step {
+                Step::Mark(label) => out.push((label.clone(), Program::default())),
+                other => {
+                    if out.is_empty() {
+                        out.push((String::new(), Program::default()));
+                    }
+                    if let Some((_, p)) = out.last_mut() {
+                        p.steps.push(other.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Records GPU work, then either submits it ([`Recorder::submit`]) or keeps it as a [`Program`]
+/// ([`Recorder::finish_program`]). It holds (thread-local) error scopes from creation to submit, so
+/// recorders on one thread must be finished in the reverse order of their creation (in practice: one at a
+/// time).
 pub struct Recorder<'a> {
     ctx: &'a Context,
-    encoder: wgpu::CommandEncoder,
+    steps: Vec<Step>,
     label: String,
     scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
 }
@@ -288,25 +369,35 @@ impl<'a> Recorder<'a> {
             layout: &pipeline.layout,
             entries: &entries,
         });
-        let mut pass = self
-            .encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.name()), timestamp_writes: None });
-        pass.set_pipeline(&pipeline.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        self.steps.push(Step::Dispatch { pipeline: pipeline.pipeline.clone(), bind_group, groups: workgroups });
         Ok(())
     }
 
     /// Copies `bytes` bytes between buffers (offsets and size multiples of 4).
     pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
-        self.encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+        if bytes > 0 {
+            self.steps.push(Step::Copy { src: src.clone(), src_offset, dst: dst.clone(), dst_offset, bytes });
+        }
     }
 
-    /// Submits everything recorded and waits for it to finish.
-    /// GPU-side validation and out-of-memory errors become `Error::Gpu` naming the recorder's label.
-    pub fn submit(mut self) -> Result<()> {
-        let commands = self.encoder.finish();
-        self.ctx.queue.submit(Some(commands));
+    /// Zeroes a whole buffer.
+    pub fn clear(&mut self, buffer: &wgpu::Buffer) {
+        self.steps.push(Step::Clear { buffer: buffer.clone() });
+    }
+
+    /// Starts a new labelled segment (a layer, say); costs nothing when the work runs.
+    pub fn mark(&mut self, label: &str) {
+        self.steps.push(Step::Mark(label.to_string()));
+    }
+
+    /// Appends a recorded program.
+    pub fn replay(&mut self, program: &Program) {
+        self.steps.extend(program.steps.iter().cloned());
+    }
+
+    /// Pops the error scopes: validation or out-of-memory errors raised while recording (or submitting)
+    /// become `Error::Gpu` naming the recorder's label.
+    fn check_scopes(&mut self) -> Result<()> {
         if let Some((validation, oom)) = self.scopes.take() {
             let v = pollster::block_on(validation.pop());
             let o = pollster::block_on(oom.pop());
@@ -314,6 +405,55 @@ impl<'a> Recorder<'a> {
                 return Err(Error::Gpu { op: self.label.clone(), message: e.to_string() });
             }
         }
+        Ok(())
+    }
+
+    /// Keeps the recorded work as a replayable [`Program`] instead of submitting it.
+    pub fn finish_program(mut self) -> Result<Program> {
+        self.check_scopes()?;
+        Ok(Program { steps: std::mem::take(&mut self.steps) })
+    }
+
+    /// Encodes everything recorded (consecutive dispatches share one compute pass) and submits it.
+    fn encode_and_submit(&self) {
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.label) });
+        let mut i = 0;
+        while i < self.steps.len() {
+            match &self.steps[i] {
+                Step::Dispatch { .. } => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes: None });
+                    loop {
+                        match self.steps.get(i) {
+                            Some(Step::Dispatch { pipeline, bind_group, groups }) => {
+                                pass.set_pipeline(pipeline);
+                                pass.set_bind_group(0, bind_group, &[]);
+                                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                            }
+                            Some(Step::Mark(_)) => {}
+                            _ => break,
+                        }
+                        i += 1;
+                    }
+                }
+                Step::Copy { src, src_offset, dst, dst_offset, bytes } => {
+                    encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *bytes);
+                    i += 1;
+                }
+                Step::Clear { buffer } => {
+                    encoder.clear_buffer(buffer, 0, None);
+                    i += 1;
+                }
+                Step::Mark(_) => i += 1,
+            }
+        }
+        self.ctx.queue.submit(Some(encoder.finish()));
+    }
+
+    /// Submits everything recorded and waits for it to finish. GPU-side validation and out-of-memory
+    /// errors become `Error::Gpu` naming the recorder's label.
+    pub fn submit(mut self) -> Result<()> {
+        self.encode_and_submit();
+        self.check_scopes()?;
         self.ctx.wait()
     }
 }

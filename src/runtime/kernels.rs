@@ -6,10 +6,29 @@
 pub enum Kernel {
     Conv2dForward,
     ConvTranspose2dForward,
+    Conv2dForwardTiled,
+    ConvWeightsSwap,
+    ConvBackwardWeight,
+    ConvBackwardWeightReduce,
+    ConvBackwardBias,
     LeakyRelu,
+    LeakyReluBackward,
+    AdaptiveAvgPool,
+    EpeLoss,
+    ReduceSum,
+    Adam,
     Crop,
     ResizeBilinear,
     CorrelationForwardNaive,
+    CorrelationForward,
+    CorrelationPack,
+    CorrelationGradPack,
+    CorrelationBackwardA,
+    CorrelationBackwardB,
+    CorrelationBackwardANaive,
+    CorrelationBackwardBNaive,
+    SubgroupProbe,
+    FmaPeak,
 }
 
 impl Kernel {
@@ -17,10 +36,29 @@ impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::Conv2dForward,
         Kernel::ConvTranspose2dForward,
+        Kernel::Conv2dForwardTiled,
+        Kernel::ConvWeightsSwap,
+        Kernel::ConvBackwardWeight,
+        Kernel::ConvBackwardWeightReduce,
+        Kernel::ConvBackwardBias,
         Kernel::LeakyRelu,
+        Kernel::LeakyReluBackward,
+        Kernel::AdaptiveAvgPool,
+        Kernel::EpeLoss,
+        Kernel::ReduceSum,
+        Kernel::Adam,
         Kernel::Crop,
         Kernel::ResizeBilinear,
         Kernel::CorrelationForwardNaive,
+        Kernel::CorrelationForward,
+        Kernel::CorrelationPack,
+        Kernel::CorrelationGradPack,
+        Kernel::CorrelationBackwardA,
+        Kernel::CorrelationBackwardB,
+        Kernel::CorrelationBackwardANaive,
+        Kernel::CorrelationBackwardBNaive,
+        Kernel::SubgroupProbe,
+        Kernel::FmaPeak,
     ];
 
     /// The file name under `shaders/` without extension; also the name used in errors.
@@ -28,10 +66,29 @@ impl Kernel {
         match self {
             Kernel::Conv2dForward => "conv2d_forward",
             Kernel::ConvTranspose2dForward => "conv_transpose2d_forward",
+            Kernel::Conv2dForwardTiled => "conv2d_forward_tiled",
+            Kernel::ConvWeightsSwap => "conv_weights_swap",
+            Kernel::ConvBackwardWeight => "conv_backward_weight",
+            Kernel::ConvBackwardWeightReduce => "conv_backward_weight_reduce",
+            Kernel::ConvBackwardBias => "conv_backward_bias",
             Kernel::LeakyRelu => "leaky_relu",
+            Kernel::LeakyReluBackward => "leaky_relu_backward",
+            Kernel::AdaptiveAvgPool => "adaptive_avg_pool",
+            Kernel::EpeLoss => "epe_loss",
+            Kernel::ReduceSum => "reduce_sum",
+            Kernel::Adam => "adam",
             Kernel::Crop => "crop",
             Kernel::ResizeBilinear => "resize_bilinear",
             Kernel::CorrelationForwardNaive => "correlation_forward_naive",
+            Kernel::CorrelationForward => "correlation_forward",
+            Kernel::CorrelationPack => "correlation_pack",
+            Kernel::CorrelationGradPack => "correlation_grad_pack",
+            Kernel::CorrelationBackwardA => "correlation_backward_a",
+            Kernel::CorrelationBackwardB => "correlation_backward_b",
+            Kernel::CorrelationBackwardANaive => "correlation_backward_a_naive",
+            Kernel::CorrelationBackwardBNaive => "correlation_backward_b_naive",
+            Kernel::SubgroupProbe => "subgroup_probe",
+            Kernel::FmaPeak => "fma_peak",
         }
     }
 
@@ -40,10 +97,40 @@ impl Kernel {
         match self {
             Kernel::Conv2dForward => include_str!("../../shaders/conv2d_forward.wgsl"),
             Kernel::ConvTranspose2dForward => include_str!("../../shaders/conv_transpose2d_forward.wgsl"),
+            Kernel::Conv2dForwardTiled => include_str!("../../shaders/conv2d_forward_tiled.wgsl"),
+            Kernel::ConvWeightsSwap => include_str!("../../shaders/conv_weights_swap.wgsl"),
+            Kernel::ConvBackwardWeight => include_str!("../../shaders/conv_backward_weight.wgsl"),
+            Kernel::ConvBackwardWeightReduce => include_str!("../../shaders/conv_backward_weight_reduce.wgsl"),
+            Kernel::ConvBackwardBias => include_str!("../../shaders/conv_backward_bias.wgsl"),
             Kernel::LeakyRelu => include_str!("../../shaders/leaky_relu.wgsl"),
+            Kernel::LeakyReluBackward => include_str!("../../shaders/leaky_relu_backward.wgsl"),
+            Kernel::AdaptiveAvgPool => include_str!("../../shaders/adaptive_avg_pool.wgsl"),
+            Kernel::EpeLoss => include_str!("../../shaders/epe_loss.wgsl"),
+            Kernel::ReduceSum => include_str!("../../shaders/reduce_sum.wgsl"),
+            Kernel::Adam => include_str!("../../shaders/adam.wgsl"),
             Kernel::Crop => include_str!("../../shaders/crop.wgsl"),
             Kernel::ResizeBilinear => include_str!("../../shaders/resize_bilinear.wgsl"),
             Kernel::CorrelationForwardNaive => include_str!("../../shaders/correlation_forward_naive.wgsl"),
+            Kernel::CorrelationForward => include_str!("../../shaders/correlation_forward.wgsl"),
+            Kernel::CorrelationPack => include_str!("../../shaders/correlation_pack.wgsl"),
+            Kernel::CorrelationGradPack => include_str!("../../shaders/correlation_grad_pack.wgsl"),
+            Kernel::CorrelationBackwardA => include_str!("../../shaders/correlation_backward_a.wgsl"),
+            Kernel::CorrelationBackwardB => include_str!("../../shaders/correlation_backward_b.wgsl"),
+            Kernel::CorrelationBackwardANaive => include_str!("../../shaders/correlation_backward_a_naive.wgsl"),
+            Kernel::CorrelationBackwardBNaive => include_str!("../../shaders/correlation_backward_b_naive.wgsl"),
+            Kernel::SubgroupProbe => include_str!("../../shaders/subgroup_probe.wgsl"),
+            Kernel::FmaPeak => include_str!("../../shaders/fma_peak.wgsl"),
+        }
+    }
+
+    /// Device features the kernel's WGSL needs (its pipeline cannot be built without them).
+    pub fn required_features(self) -> wgpu::Features {
+        match self {
+            Kernel::CorrelationForward | Kernel::CorrelationBackwardA | Kernel::CorrelationBackwardB | Kernel::SubgroupProbe => {
+                wgpu::Features::SUBGROUP
+            }
+            Kernel::Conv2dForwardTiled | Kernel::ConvBackwardWeight => wgpu::Features::SUBGROUP,
+            _ => wgpu::Features::empty(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use corrflow::Context;
 
+#[allow(unused_imports)]
 pub use corrflow::data::Rng;
 
 /// One context for the whole test binary; `None` (with a message) when the machine has no adapter.

@@ -1,0 +1,5 @@
+//! Measurements shared by the criterion benches and `corrflow bench`: the adapter's arithmetic peak and
+//! the correlation layer's throughput.
+
+pub mod correlation;
+pub mod peak;

@@ -1,0 +1,429 @@
+//! The tiled convolution kernel (`shaders/conv2d_forward_tiled.wgsl`, an implicit GEMM with register
+//! blocking) and how every convolution maps onto it:
+//!
+//! * conv2d: one dispatch, stride-`s` gather over the input.
+//! * conv_transpose2d (and the input gradient of conv2d, which is one): one stride-1 sub-convolution per
+//!   output stride phase (py, px). Output row oy = qy s + py receives input rows iy = (oy + pad - ky) / s
+//!   for the taps ky = r + s t (r = (py + pad) mod s); with d = (py + pad) div s that is iy = qy + d - t, a
+//!   stride-1 convolution with ceil((k - r) / s) taps and the flipped sub-kernel. Every tap it computes is a
+//!   real tap: no scatter, no multiplications by structural zeros, so it runs at the speed of a conv of the
+//!   same FLOPs.
+//!
+//! The register block (output channels x output columns per invocation, and the workgroup size) is a set of
+//! WGSL `override` constants. Which block is fastest depends on the adapter and the layer, so the first
+//! convolution of each layer-shape class (kind, kernel, stride, and channel counts and width rounded up to
+//! powers of two) times the 2-3 [`ConvTile::candidates`] on a reduced copy of the problem and caches the
+//! winner in the [`Context`] ([`Context::tuned_all`] lists them). Tuning costs a few pipeline compilations
+//! per class at first use; `CORRFLOW_CONV_TUNE=0` skips it and takes the first candidate.
+//!
+//! The kernels share weight loads between lanes with subgroup shuffles, so they need
+//! [`wgpu::Features::SUBGROUP`] (requested by [`Context`] where offered: Vulkan, Metal, DX12; not GL).
+
+use std::time::{Duration, Instant};
+
+use super::{u32_of, Slice};
+use crate::error::{Error, Result};
+use crate::runtime::{Context, Kernel, Recorder};
+
+/// Register block of the tiled kernel: `tm` output channels x `tn` output columns per invocation (both
+/// multiples of 4, at most 16), `wg` invocations per workgroup (all along the pixels; the workgroup shares
+/// one block of channels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvTile {
+    pub tm: u32,
+    pub tn: u32,
+    pub wg: u32,
+}
+
+impl ConvTile {
+    /// Every block the kernel supports that is worth measuring, largest first. [`ConvTile::candidates`]
+    /// picks the few that fit a layer.
+    pub const ALL: &'static [ConvTile] = &[
+        ConvTile { tm: 16, tn: 8, wg: 64 },
+        ConvTile { tm: 16, tn: 4, wg: 64 },
+        ConvTile { tm: 8, tn: 8, wg: 64 },
+        ConvTile { tm: 8, tn: 4, wg: 64 },
+        ConvTile { tm: 4, tn: 16, wg: 64 },
+        ConvTile { tm: 4, tn: 8, wg: 64 },
+    ];
+
+    /// The blocks measured for a layer with `cout` output channels (each is a pipeline to compile, so only
+    /// 2-3 that do not waste most of a block on padding channels). The first is the default when tuning
+    /// is off.
+    pub fn candidates(cout: usize) -> Vec<ConvTile> {
+        let pick = |tms: &[u32]| -> Vec<ConvTile> {
+            let order: &[(u32, u32)] = match tms {
+                [16, ..] => &[(16, 8), (16, 4), (8, 8)],
+                [8, ..] => &[(8, 8), (8, 4), (4, 16)],
+                _ => &[(4, 16), (4, 8)],
+            };
+            order.iter().map(|&(tm, tn)| ConvTile { tm, tn, wg: 64 }).collect()
+        };
+        if cout >= 16 {
+            pick(&[16])
+        } else if cout >= 8 {
+            pick(&[8])
+        } else {
+            pick(&[4])
+        }
+    }
+
+    /// Whether the kernel can run this block on an adapter allowing `max_invocations` per workgroup. `wg`
+    /// must be a multiple of 4 so that every subgroup has the 4 lanes the weight shuffles read from.
+    pub fn supports(&self, max_invocations: u32) -> bool {
+        let ok = |v: u32| (4..=16).contains(&v) && v.is_multiple_of(4);
+        ok(self.tm) && ok(self.tn) && self.wg >= 4 && self.wg.is_multiple_of(4) && self.wg <= max_invocations
+    }
+
+    fn encode(&self) -> Vec<u32> {
+        vec![self.tm, self.tn, self.wg]
+    }
+    fn decode(v: &[u32]) -> Option<ConvTile> {
+        match v {
+            [tm, tn, wg] => Some(ConvTile { tm: *tm, tn: *tn, wg: *wg }),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the tiled kernels can run on this device: they share weight loads across lanes with subgroup
+/// shuffles (Vulkan, Metal and DX12 adapters; not GL). Without them [`ConvAlgo::Tiled`] runs the direct
+/// kernels.
+///
+/// [`ConvAlgo::Tiled`]: super::conv::ConvAlgo::Tiled
+pub fn tiled_supported(ctx: &Context) -> bool {
+    ctx.device().features().contains(wgpu::Features::SUBGROUP)
+}
+
+/// The WGSL `Params` twin of `conv2d_forward_tiled`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvTiledParams {
+    pub batch: u32,
+    pub cin: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub in_c_offset: u32,
+    pub in_c_total: u32,
+    pub cout: u32,
+    pub w_cout4: u32,
+    pub grid_h: u32,
+    pub grid_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub out_c_offset: u32,
+    pub out_c_total: u32,
+    pub out_step: u32,
+    pub out_phase_y: u32,
+    pub out_phase_x: u32,
+    pub pad_y: i32,
+    pub pad_x: i32,
+    pub w_kh: u32,
+    pub w_kw: u32,
+    pub w_ky0: u32,
+    pub w_kx0: u32,
+    pub w_kstep: i32,
+    pub has_bias: u32,
+    pub leaky: u32,
+    pub slope: f32,
+    pub accumulate: u32,
+}
+
+/// Which convolution a [`TiledConv`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Geometry {
+    /// out[oy] gathers in[oy * stride - pad + ky].
+    Conv,
+    /// out[iy * stride - pad + ky] receives in[iy] (conv_transpose2d), run as stride phases.
+    Transposed,
+}
+
+/// A full convolution for the tiled kernel: input slice, weights in the packed layout
+/// `[(ci * kh + ky) * kw + kx][w_cout4]` of vec4 (`ci` = the input channel of *this* convolution), output
+/// slice (any size for `Transposed`: outputs no tap reaches get the bias).
+pub(crate) struct TiledConv<'a> {
+    pub op: &'static str,
+    pub geometry: Geometry,
+    pub x: Slice<'a>,
+    pub w: &'a wgpu::Buffer,
+    pub w_cout4: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub out: Slice<'a>,
+    pub bias: Option<&'a wgpu::Buffer>,
+    /// Bound in place of a missing bias (any small storage buffer).
+    pub dummy: &'a wgpu::Buffer,
+    pub leaky: Option<f32>,
+    pub accumulate: bool,
+}
+
+/// One dispatch: a gather convolution writing one output stride phase.
+#[derive(Clone, Copy, Debug)]
+struct Phase {
+    taps_h: usize,
+    taps_w: usize,
+    in_stride: usize,
+    pad_y: i64,
+    pad_x: i64,
+    ky0: usize,
+    kx0: usize,
+    kstep: i64,
+    out_step: usize,
+    phase_y: usize,
+    phase_x: usize,
+    grid_h: usize,
+    grid_w: usize,
+}
+
+/// Taps of one stride phase of a transposed conv along one axis: (taps, first kernel index, pad) for
+/// output index o = q s + phase (see the module docs).
+fn transposed_axis(phase: usize, k: usize, s: usize, pad: usize) -> (usize, usize, i64) {
+    let r = (phase + pad) % s;
+    let d = (phase + pad) / s;
+    if r >= k {
+        return (0, 0, 0);
+    }
+    let taps = (k - r).div_ceil(s);
+    (taps, r + s * (taps - 1), taps as i64 - 1 - d as i64)
+}
+
+impl TiledConv<'_> {
+    fn phases(&self) -> Vec<Phase> {
+        let (oh, ow) = (self.out.height(), self.out.width());
+        match self.geometry {
+            Geometry::Conv => vec![Phase {
+                taps_h: self.kh,
+                taps_w: self.kw,
+                in_stride: self.stride,
+                pad_y: self.pad as i64,
+                pad_x: self.pad as i64,
+                ky0: 0,
+                kx0: 0,
+                kstep: 1,
+                out_step: 1,
+                phase_y: 0,
+                phase_x: 0,
+                grid_h: oh,
+                grid_w: ow,
+            }],
+            Geometry::Transposed => {
+                let s = self.stride;
+                let mut phases = Vec::with_capacity(s * s);
+                for py in 0..s.min(oh) {
+                    for px in 0..s.min(ow) {
+                        let (taps_h, ky0, pad_y) = transposed_axis(py, self.kh, s, self.pad);
+                        let (taps_w, kx0, pad_x) = transposed_axis(px, self.kw, s, self.pad);
+                        phases.push(Phase {
+                            taps_h,
+                            taps_w,
+                            in_stride: 1,
+                            pad_y,
+                            pad_x,
+                            ky0,
+                            kx0,
+                            kstep: -(s as i64),
+                            out_step: s,
+                            phase_y: py,
+                            phase_x: px,
+                            grid_h: (oh - py).div_ceil(s),
+                            grid_w: (ow - px).div_ceil(s),
+                        });
+                    }
+                }
+                phases
+            }
+        }
+    }
+
+    /// Multiply-adds of the whole convolution (real taps only) x 2.
+    pub fn flops(&self) -> f64 {
+        let per_pixel: f64 = self.phases().iter().map(|p| (p.taps_h * p.taps_w * p.grid_h * p.grid_w) as f64).sum();
+        2.0 * per_pixel * (self.x.channels * self.out.channels * self.x.batch()) as f64
+    }
+
+    /// The layer-shape class whose tile choice this convolution shares.
+    fn class_key(&self) -> String {
+        let pow2 = |v: usize| v.next_power_of_two();
+        format!(
+            "conv_tiled/{:?}/k{}x{}/s{}/cin{}/cout{}/w{}",
+            self.geometry,
+            self.kh,
+            self.kw,
+            self.stride,
+            pow2(self.x.channels),
+            pow2(self.out.channels),
+            pow2(self.out.width())
+        )
+    }
+
+    fn record(&self, rec: &mut Recorder<'_>, tile: ConvTile) -> Result<()> {
+        let op = self.op;
+        let ctx = rec.context();
+        if !tile.supports(ctx.limits().max_compute_invocations_per_workgroup) {
+            return Err(Error::InvalidParam {
+                op,
+                message: format!("conv tile {tile:?} is not supported: tm and tn must be 4, 8, 12 or 16, wg a multiple of 4 up to {}", ctx.limits().max_compute_invocations_per_workgroup),
+            });
+        }
+        if !tiled_supported(ctx) {
+            return Err(Error::InvalidParam {
+                op,
+                message: format!("the tiled conv kernels need subgroup operations, which adapter `{}` lacks; use ConvAlgo::Direct", ctx.adapter().name),
+            });
+        }
+        for ph in self.phases() {
+            if ph.grid_h == 0 || ph.grid_w == 0 {
+                continue;
+            }
+            let i32_of = |what: &str, v: i64| {
+                i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
+            };
+            let params = ConvTiledParams {
+                batch: u32_of(op, "batch", self.x.batch())?,
+                cin: u32_of(op, "cin", self.x.channels)?,
+                in_h: u32_of(op, "in_h", self.x.height())?,
+                in_w: u32_of(op, "in_w", self.x.width())?,
+                in_c_offset: u32_of(op, "in_c_offset", self.x.c_offset)?,
+                in_c_total: u32_of(op, "in_c_total", self.x.total_channels())?,
+                cout: u32_of(op, "cout", self.out.channels)?,
+                w_cout4: u32_of(op, "w_cout4", self.w_cout4)?,
+                grid_h: u32_of(op, "grid_h", ph.grid_h)?,
+                grid_w: u32_of(op, "grid_w", ph.grid_w)?,
+                out_h: u32_of(op, "out_h", self.out.height())?,
+                out_w: u32_of(op, "out_w", self.out.width())?,
+                out_c_offset: u32_of(op, "out_c_offset", self.out.c_offset)?,
+                out_c_total: u32_of(op, "out_c_total", self.out.total_channels())?,
+                out_step: u32_of(op, "stride", ph.out_step)?,
+                out_phase_y: ph.phase_y as u32,
+                out_phase_x: ph.phase_x as u32,
+                pad_y: i32_of("pad", ph.pad_y)?,
+                pad_x: i32_of("pad", ph.pad_x)?,
+                w_kh: u32_of(op, "kh", self.kh)?,
+                w_kw: u32_of(op, "kw", self.kw)?,
+                w_ky0: ph.ky0 as u32,
+                w_kx0: ph.kx0 as u32,
+                w_kstep: i32_of("stride", ph.kstep)?,
+                has_bias: self.bias.is_some() as u32,
+                leaky: self.leaky.is_some() as u32,
+                slope: self.leaky.unwrap_or(0.0),
+                accumulate: self.accumulate as u32,
+            };
+            let col_blocks = ph.grid_w.div_ceil(tile.tn as usize);
+            let groups = [
+                u32_of(op, "workgroups", (col_blocks * ph.grid_h).div_ceil(tile.wg as usize))?,
+                u32_of(op, "workgroups", self.out.channels.div_ceil(tile.tm as usize))?,
+                u32_of(op, "workgroups", self.x.batch())?,
+            ];
+            let constants = [
+                ("TM4", (tile.tm / 4) as f64),
+                ("NQ", (tile.tn / 4) as f64),
+                ("WG", tile.wg as f64),
+                ("KH", ph.taps_h as f64),
+                ("KW", ph.taps_w as f64),
+                ("S", ph.in_stride as f64),
+            ];
+            let bias = self.bias.unwrap_or(self.dummy);
+            rec.dispatch(Kernel::Conv2dForwardTiled, &constants, &params, &[self.x.tensor.buffer(), self.w, bias, self.out.tensor.buffer()], groups)?;
+        }
+        Ok(())
+    }
+}
+
+/// Records the convolution with `tile`, or with the block measured fastest for this layer class on this
+/// adapter when `tile` is `None` (measuring it now if this is the first layer of its class).
+pub(crate) fn tiled_conv(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, tile: Option<ConvTile>) -> Result<()> {
+    let tile = match tile {
+        Some(t) => t,
+        None => choose_tile(rec.context(), conv)?,
+    };
+    conv.record(rec, tile)
+}
+
+/// Whether first-use tuning is on (`CORRFLOW_CONV_TUNE=0` switches it off: the first candidate is used).
+fn tuning_enabled() -> bool {
+    !matches!(std::env::var("CORRFLOW_CONV_TUNE").as_deref(), Ok("0") | Ok("off") | Ok("false"))
+}
+
+/// The tuned tile of this layer's class, measuring the candidates if no choice is cached yet.
+fn choose_tile(ctx: &Context, conv: &TiledConv<'_>) -> Result<ConvTile> {
+    let candidates = ConvTile::candidates(conv.out.channels);
+    if !tuning_enabled() || candidates.len() < 2 {
+        return Ok(candidates[0]);
+    }
+    let key = conv.class_key();
+    if let Some(t) = ctx.tuned(&key).as_deref().and_then(ConvTile::decode) {
+        return Ok(t);
+    }
+    let best = measure(ctx, conv, &candidates)?;
+    ctx.set_tuned(&key, best.encode());
+    Ok(best)
+}
+
+/// Work of one tuning run, in FLOPs, and the fewest output rows it covers: enough workgroups to keep every
+/// core of a software rasteriser busy (fewer rows mis-rank the blocks), small enough that tuning a class
+/// costs well under a second there. Runs are repeated to at least `MIN_TIME` to rise above the submit
+/// overhead on fast GPUs, and each candidate keeps the best of `TIMED_RUNS` (CPU adapters share the machine).
+const TUNE_FLOPS: f64 = 4e8;
+const TUNE_MIN_ROWS: usize = 8;
+const MIN_TIME: Duration = Duration::from_millis(4);
+const TIMED_RUNS: usize = 3;
+
+/// Times each candidate on a copy of the problem with batch 1 and as many output rows as fit in
+/// [`TUNE_FLOPS`] (same channels, kernel, width), in scratch buffers so the caller's tensors, whose
+/// producers may still be unsubmitted in the caller's recorder, are neither read nor written.
+fn measure(ctx: &Context, conv: &TiledConv<'_>, candidates: &[ConvTile]) -> Result<ConvTile> {
+    let (oh, ow) = (conv.out.height(), conv.out.width());
+    let flops_per_row = conv.flops() / (conv.x.batch() * oh).max(1) as f64;
+    let rows = ((TUNE_FLOPS / flops_per_row.max(1.0)) as usize).max(TUNE_MIN_ROWS).clamp(1, oh.max(1));
+    // Input rows the reduced output needs (a transposed conv reads about rows / stride of them).
+    let in_rows = match conv.geometry {
+        Geometry::Conv => ((rows - 1) * conv.stride + conv.kh).saturating_sub(conv.pad).min(conv.x.height()),
+        Geometry::Transposed => (rows.div_ceil(conv.stride) + conv.kh).min(conv.x.height()),
+    }
+    .max(1);
+    let xs = ctx.tensor("conv tuning input", [1, conv.x.channels, in_rows, conv.x.width()])?;
+    let outs = ctx.tensor("conv tuning output", [1, conv.out.channels, rows, ow])?;
+    let small = TiledConv {
+        op: conv.op,
+        geometry: conv.geometry,
+        x: xs.slice_all(),
+        w: conv.w,
+        w_cout4: conv.w_cout4,
+        kh: conv.kh,
+        kw: conv.kw,
+        stride: conv.stride,
+        pad: conv.pad,
+        out: outs.slice_all(),
+        bias: conv.bias,
+        dummy: conv.dummy,
+        leaky: conv.leaky,
+        accumulate: false,
+    };
+    let mut best = (f64::INFINITY, candidates[0]);
+    for &tile in candidates {
+        // First run compiles (the JIT runs at the first dispatch on some drivers); then time enough
+        // repetitions to be above the submit overhead.
+        let run = |reps: usize| -> Result<Duration> {
+            let mut rec = ctx.recorder("conv tuning");
+            for _ in 0..reps {
+                small.record(&mut rec, tile)?;
+            }
+            let t0 = Instant::now();
+            rec.submit()?;
+            Ok(t0.elapsed())
+        };
+        run(1)?;
+        let once = run(1)?;
+        let reps = (MIN_TIME.as_secs_f64() / once.as_secs_f64().max(1e-6)).ceil().clamp(1.0, 64.0) as usize;
+        let mut t = f64::INFINITY;
+        for _ in 0..TIMED_RUNS {
+            t = t.min(run(reps)?.as_secs_f64() / reps as f64);
+        }
+        if t < best.0 {
+            best = (t, tile);
+        }
+    }
+    Ok(best.1)
+}
