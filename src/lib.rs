@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod models;
 pub mod ops;
 pub mod runtime;
+pub mod training;
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -2,4 +2,5 @@
 //! the correlation layer's throughput.
 
 pub mod correlation;
+pub mod flownet;
 pub mod peak;

@@ -1,0 +1,9 @@
+//! Training FlowNetS / FlowNetC on the GPU: the multiscale loss, the backward pass of the whole network,
+//! and Adam, recorded once per input shape and replayed every step as one submission.
+
+mod backward;
+pub mod data;
+mod trainer;
+
+pub use data::{DataSource, Loader};
+pub use trainer::{StepReport, TrainBatch, TrainConfig, Trainer};
