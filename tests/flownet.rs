@@ -11,31 +11,16 @@ mod common;
 use std::path::PathBuf;
 
 use common::{assert_close, gpu, Rng};
-use corrflow::models::flownet::{forward_cpu, Arch, Variant, RGB_MEAN};
+use corrflow::models::flownet::{forward_cpu, Arch, Variant};
 use corrflow::models::{load_frame, Weights};
 use corrflow::{FlowNet, HostTensor};
 
 fn fixtures() -> Option<Vec<PathBuf>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipping fixture parity: {} not found", dir.display());
-        return None;
-    };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("weights.safetensors").exists()).collect();
-    dirs.sort();
-    Some(dirs)
+    common::fixture_dirs("weights.safetensors")
 }
 
-/// io.safetensors frames (0..255) -> normalised [1, 3, H, W].
 fn frame(io: &Weights, name: &str) -> HostTensor {
-    let shape = io.shape(name).expect("frame present").to_vec();
-    let shape = [shape[0], shape[1], shape[2], shape[3]];
-    let mut t = io.get4(name, shape).unwrap();
-    let plane = shape[2] * shape[3];
-    for c in 0..3 {
-        t.data[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v / 255.0 - RGB_MEAN[c]);
-    }
-    t
+    common::normalised_frame(io, name)
 }
 
 fn stack(a: &HostTensor, b: &HostTensor) -> HostTensor {

@@ -10,35 +10,13 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{assert_close, gpu};
-use corrflow::models::flownet::RGB_MEAN;
+use common::{assert_close, get4, gpu, normalised_frame};
 use corrflow::models::Weights;
 use corrflow::training::{TrainBatch, TrainConfig, Trainer};
-use corrflow::{FlowNet, HostTensor};
+use corrflow::FlowNet;
 
 fn fixtures() -> Option<Vec<PathBuf>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipping training parity: {} not found", dir.display());
-        return None;
-    };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("grads.safetensors").exists()).collect();
-    dirs.sort();
-    Some(dirs)
-}
-
-fn get4(w: &Weights, name: &str) -> HostTensor {
-    let s = w.shape(name).unwrap().to_vec();
-    w.get4(name, [s[0], s[1], s[2], s[3]]).unwrap()
-}
-
-fn normalised(io: &Weights, name: &str) -> HostTensor {
-    let mut t = get4(io, name);
-    let plane = t.shape[2] * t.shape[3];
-    for c in 0..3 {
-        t.data[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v / 255.0 - RGB_MEAN[c]);
-    }
-    t
+    common::fixture_dirs("grads.safetensors")
 }
 
 #[test]
@@ -49,7 +27,7 @@ fn loss_and_every_gradient_match_fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let net = FlowNet::new(ctx, &Weights::load(dir.join("weights.safetensors")).unwrap()).unwrap();
         let io = Weights::load(dir.join("io.safetensors")).unwrap();
-        let batch = TrainBatch { frame_a: normalised(&io, "frame_a"), frame_b: normalised(&io, "frame_b"), flow: get4(&io, "gt_flow") };
+        let batch = TrainBatch { frame_a: normalised_frame(&io, "frame_a"), frame_b: normalised_frame(&io, "frame_b"), flow: get4(&io, "gt_flow") };
         let mut trainer = Trainer::new(ctx, net, TrainConfig::default()).unwrap();
         let report = trainer.compute_gradients(ctx, &batch).unwrap();
         let want_loss = io.get("loss", &[1]).unwrap()[0];
@@ -80,7 +58,7 @@ fn a_few_steps_on_one_batch_reduce_the_loss() {
     let dir = dirs.iter().find(|d| d.ends_with("flownetc_w0.125")).expect("flownetc_w0.125 fixture");
     let net = FlowNet::new(ctx, &Weights::load(dir.join("weights.safetensors")).unwrap()).unwrap();
     let io = Weights::load(dir.join("io.safetensors")).unwrap();
-    let batch = TrainBatch { frame_a: normalised(&io, "frame_a"), frame_b: normalised(&io, "frame_b"), flow: get4(&io, "gt_flow") };
+    let batch = TrainBatch { frame_a: normalised_frame(&io, "frame_a"), frame_b: normalised_frame(&io, "frame_b"), flow: get4(&io, "gt_flow") };
     let config = TrainConfig { adam: corrflow::ops::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
     let mut trainer = Trainer::new(ctx, net, config).unwrap();
     let first = trainer.step(ctx, &batch).unwrap();
@@ -158,4 +136,23 @@ fn loader_reads_flyingchairs_folder_and_synthetic_pairs() {
     let e = too_big.next_batch().unwrap_err();
     assert!(e.to_string().contains("smaller"), "{e}");
     assert!(scan_folder(&std::env::temp_dir().join("corrflow-no-such-dir")).is_err());
+}
+
+#[test]
+fn a_diverged_step_is_an_error_and_leaves_the_weights_alone() {
+    let Some(ctx) = gpu() else { return };
+    use corrflow::models::flownet::{Arch, Variant};
+    let weights = Arch::new(Variant::C, 0.0625).init_weights(4);
+    let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights).unwrap(), TrainConfig::default()).unwrap();
+    let zeros = |c| corrflow::HostTensor::zeros([1, c, 64, 64]);
+    let mut flow = zeros(2);
+    flow.data[100] = f32::NAN;
+    let e = trainer.step(ctx, &TrainBatch { frame_a: zeros(3), frame_b: zeros(3), flow }).unwrap_err();
+    assert!(e.to_string().contains("NaN"), "{e}");
+    assert_eq!(trainer.steps(), 0);
+    let after = trainer.weights(ctx).unwrap();
+    for name in weights.names() {
+        let shape = weights.shape(name).unwrap().to_vec();
+        assert_eq!(after.get(name, &shape).unwrap(), weights.get(name, &shape).unwrap(), "{name} changed");
+    }
 }

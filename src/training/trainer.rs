@@ -1,5 +1,5 @@
-//! [`Trainer`]: owns a [`FlowNet`], its parameter gradients and Adam moments, and per input shape a
-//! recorded program (forward, multiscale loss, backward, Adam) replayed every step.
+//! [`Trainer`]: owns a [`FlowNet`], its parameter gradients and Adam moments, and per input shape two
+//! recorded programs (forward + multiscale loss + backward; Adam) replayed every step.
 
 use std::collections::HashMap;
 
@@ -234,18 +234,22 @@ impl Trainer {
         self.upload(ctx, plan, batch)?;
         let mut rec = ctx.recorder("train step");
         rec.replay(&plan.gradients);
-        if update {
-            self.step_values.set(ctx, &self.config.adam, step, lr)?;
-            rec.replay(&plan.update);
-        }
         rec.submit()?;
         let terms = ctx.download(&plan.losses)?.data;
         let per_scale = [terms[0], terms[1], terms[2], terms[3], terms[4]];
         let loss = per_scale.iter().sum::<f32>();
+        // Checked before the update, so a diverged step never reaches the weights.
         if !loss.is_finite() {
-            return Err(Error::Gpu { op: "train".into(), message: format!("loss became {loss} at step {step}: lower the learning rate") });
+            return Err(Error::Gpu {
+                op: "train".into(),
+                message: format!("loss became {loss} at step {step} (weights left as they were): check the data for NaN, or lower the learning rate"),
+            });
         }
         if update {
+            self.step_values.set(ctx, &self.config.adam, step, lr)?;
+            let mut rec = ctx.recorder("adam");
+            rec.replay(&plan.update);
+            rec.submit()?;
             self.step = step;
         }
         Ok(StepReport { step, lr, loss, per_scale })
@@ -263,7 +267,8 @@ impl Trainer {
         Ok(all)
     }
 
-    /// One training step: forward, multiscale loss, backward and Adam, as one submission.
+    /// One training step: forward, multiscale loss and backward as one submission, then (when the loss
+    /// is finite) Adam as a second.
     pub fn step(&mut self, ctx: &Context, batch: &TrainBatch) -> Result<StepReport> {
         self.run(ctx, batch, true)
     }

@@ -51,3 +51,33 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel:
         );
     }
 }
+
+/// The fixture folders under `../shared/fixtures` that hold `file`, sorted; `None` (with a message) when
+/// the folder is absent.
+pub fn fixture_dirs(file: &str) -> Option<Vec<std::path::PathBuf>> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipping fixture checks: {} not found", dir.display());
+        return None;
+    };
+    let mut dirs: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join(file).exists()).collect();
+    dirs.sort();
+    Some(dirs)
+}
+
+/// A 4-D tensor of a safetensors set, whatever its shape.
+pub fn get4(w: &corrflow::Weights, name: &str) -> corrflow::HostTensor {
+    let s = w.shape(name).unwrap_or_else(|| panic!("no tensor {name}")).to_vec();
+    w.get4(name, [s[0], s[1], s[2], s[3]]).unwrap()
+}
+
+/// A fixture frame (floats 0..255, [1, 3, H, W]) normalised as the network expects: / 255 - mean.
+pub fn normalised_frame(io: &corrflow::Weights, name: &str) -> corrflow::HostTensor {
+    let mut t = get4(io, name);
+    let plane = t.shape[2] * t.shape[3];
+    for c in 0..3 {
+        let mean = corrflow::models::flownet::RGB_MEAN[c];
+        t.data[c * plane..(c + 1) * plane].iter_mut().for_each(|v| *v = *v / 255.0 - mean);
+    }
+    t
+}
