@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::gpu;
+use common::gpu_with_subgroups;
 use corrflow::bench::flownet::{run, FlowNetBenchOptions, FlowNetConfig};
 use corrflow::models::flownet::{Arch, Variant};
 
@@ -25,7 +25,7 @@ fn flop_counts_match_the_issue_figure_and_hand_counts() {
 
 #[test]
 fn smoke_run_reports_every_selected_config() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = gpu_with_subgroups() else { return };
     let opts = FlowNetBenchOptions { only: vec!["flownetc_fwd_b1".into(), "flownetc_train_b8_w0.25".into()], runs: 1, smoke: true, ..Default::default() };
     let report = run(ctx, &opts).unwrap();
     assert_eq!(report.results.len(), 2);

@@ -136,7 +136,7 @@ fn deconv(n: usize, cin: usize, cout: usize, k: usize, h: usize, w: usize, spec:
 /// pipeline per block and kernel shape is the slow part on a software rasteriser).
 #[test]
 fn tiled_forward_matches_cpu_on_flownet_and_odd_shapes() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = common::gpu_with_subgroups() else { return };
     let small = ConvAlgo::TiledWith(ConvTile { tm: 8, tn: 4, wg: 64 });
     let layers = [
         conv(1, 6, 13, 7, 37, 29, spec(2, 3, Some(0.1))),  // conv1: k7 s2, odd size, cout not a multiple of 8
@@ -160,7 +160,7 @@ fn tiled_forward_matches_cpu_on_flownet_and_odd_shapes() {
 /// Every register block the tuner may pick computes the same thing (on a conv and a deconv).
 #[test]
 fn every_tile_matches_cpu() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = common::gpu_with_subgroups() else { return };
     for (i, &tile) in ConvTile::ALL.iter().enumerate() {
         check_forward(ctx, 200 + i as u64, conv(2, 5, 19, 3, 13, 27, spec(2, 1, Some(0.1))), ConvAlgo::TiledWith(tile));
         check_forward(ctx, 300 + i as u64, deconv(1, 6, 17, 4, 6, 9, spec(2, 1, None), Some((11, 17))), ConvAlgo::TiledWith(tile));

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{assert_close, get4, gpu, normalised_frame};
+use common::{assert_close, get4, gpu_with_subgroups, normalised_frame};
 use corrflow::models::Weights;
 use corrflow::training::{TrainBatch, TrainConfig, Trainer};
 use corrflow::FlowNet;
@@ -22,7 +22,7 @@ fn fixtures() -> Option<Vec<PathBuf>> {
 #[test]
 fn loss_and_every_gradient_match_fixtures() {
     let Some(dirs) = fixtures() else { return };
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = gpu_with_subgroups() else { return };
     for dir in dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let net = FlowNet::new(ctx, &Weights::load(dir.join("weights.safetensors")).unwrap()).unwrap();
@@ -54,7 +54,7 @@ fn loss_and_every_gradient_match_fixtures() {
 #[test]
 fn a_few_steps_on_one_batch_reduce_the_loss() {
     let Some(dirs) = fixtures() else { return };
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = gpu_with_subgroups() else { return };
     let dir = dirs.iter().find(|d| d.ends_with("flownetc_w0.125")).expect("flownetc_w0.125 fixture");
     let net = FlowNet::new(ctx, &Weights::load(dir.join("weights.safetensors")).unwrap()).unwrap();
     let io = Weights::load(dir.join("io.safetensors")).unwrap();
@@ -73,7 +73,7 @@ fn a_few_steps_on_one_batch_reduce_the_loss() {
 
 #[test]
 fn checkpoint_resume_continues_exactly() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = gpu_with_subgroups() else { return };
     use corrflow::data::synthetic::SyntheticConfig;
     use corrflow::models::flownet::{Arch, Variant};
     use corrflow::training::{DataSource, Loader};
@@ -140,7 +140,7 @@ fn loader_reads_flyingchairs_folder_and_synthetic_pairs() {
 
 #[test]
 fn a_diverged_step_is_an_error_and_leaves_the_weights_alone() {
-    let Some(ctx) = gpu() else { return };
+    let Some(ctx) = gpu_with_subgroups() else { return };
     use corrflow::models::flownet::{Arch, Variant};
     let weights = Arch::new(Variant::C, 0.0625).init_weights(4);
     let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights).unwrap(), TrainConfig::default()).unwrap();

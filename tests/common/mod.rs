@@ -25,6 +25,18 @@ pub fn gpu() -> Option<&'static Context> {
     .as_ref()
 }
 
+/// The shared context when it offers subgroups, which the tiled and backward kernels need (wgpu's GL
+/// backend has none): `None`, with a message, otherwise.
+pub fn gpu_with_subgroups() -> Option<&'static Context> {
+    let ctx = gpu()?;
+    if corrflow::ops::conv_tiled::tiled_supported(ctx) {
+        Some(ctx)
+    } else {
+        eprintln!("skipping: adapter `{}` has no subgroup operations, which the tiled and backward kernels need", ctx.adapter().name);
+        None
+    }
+}
+
 /// Asserts |actual - expected| <= abs + rel * |expected| element-wise (NaN fails), printing the first
 /// mismatches with their index.
 pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel: f32) {
