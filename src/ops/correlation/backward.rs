@@ -90,19 +90,7 @@ impl BackwardGeometry {
             let f = self.f_window(spec, 0, rows);
             f.bytes(batch) <= limit && self.g_window(0, rows).bytes(batch, self.gw) <= limit && batch * f.hp <= max_groups
         };
-        if !fits(1) {
-            return 0;
-        }
-        let (mut lo, mut hi) = (1usize, max_groups);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo
+        super::pack::largest_fitting_rows(max_groups, fits)
     }
 }
 

@@ -44,6 +44,24 @@ impl PackWindow {
 }
 
 /// A scratch tensor able to hold `bytes` (shape [1, 1, 1, bytes / 4]; the kernels index it as vec4).
+/// The largest `rows` in `1..=max` with `fits(rows)`, for a `fits` that holds up to some row count and
+/// fails beyond it (buffer bytes grow linearly with rows): bisection. 0 when even one row does not fit.
+pub(crate) fn largest_fitting_rows(max: usize, fits: impl Fn(usize) -> bool) -> usize {
+    if max == 0 || !fits(1) {
+        return 0;
+    }
+    let (mut lo, mut hi) = (1usize, max);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 pub(crate) fn scratch(rec: &Recorder<'_>, name: &str, bytes: u64) -> Result<Tensor> {
     let floats = usize::try_from(bytes / 4)
         .map_err(|_| Error::InvalidParam { op: OP, message: format!("scratch buffer of {bytes} bytes") })?;

@@ -125,21 +125,7 @@ impl ForwardGeometry {
             let b = self.b_window(spec, 0, rows);
             self.a_window(spec, 0, rows).bytes(batch) <= limit && b.bytes(batch) <= limit && batch * b.hp <= max_groups
         };
-        let grid_rows = max_groups / (self.gw * self.k_windows);
-        if grid_rows == 0 || !fits(1) {
-            return 0;
-        }
-        // Bytes grow linearly with rows: bisect.
-        let (mut lo, mut hi) = (1usize, grid_rows);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo
+        super::pack::largest_fitting_rows(max_groups / (self.gw * self.k_windows), fits)
     }
 }
 
