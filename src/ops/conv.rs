@@ -9,6 +9,7 @@
 //! backward passes are in [`super::conv_backward`].
 
 use super::conv_tiled::{tiled_conv, tiled_supported, ConvTile, Geometry, TiledConv};
+use super::conv_backward::{conv2d_f64, conv_transpose2d_f64, Tensor64};
 use super::{u32_of, Slice};
 use crate::error::{Error, Result};
 use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
@@ -348,89 +349,29 @@ fn conv_forward_direct(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, sp
     rec.dispatch(kernel, &[], &params, &[x.tensor.buffer(), w.packed.buffer(), bias.buffer(), out.tensor.buffer()], groups)
 }
 
-/// CPU reference conv2d (f32 accumulation in f64): x [N, cin, H, W], w [cout, cin, kh, kw].
+/// CPU reference conv2d on f32 tensors: x [N, cin, H, W], w [cout, cin, kh, kw]; computed in f64 by
+/// [`conv2d_f64`], then rounded, with the fused LeakyReLU applied as the kernels do.
 pub fn conv2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: ConvSpec) -> HostTensor {
-    let [n, cin, h, wd] = x.shape;
-    let [cout, _, kh, kw] = w.shape;
-    let oh = spec.conv_out(h, kh).unwrap_or(0);
-    let ow = spec.conv_out(wd, kw).unwrap_or(0);
-    let mut out = HostTensor::zeros([n, cout, oh, ow]);
-    for b in 0..n {
-        for co in 0..cout {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = bias.map_or(0.0, |bb| bb[co] as f64);
-                    for ci in 0..cin {
-                        for ky in 0..kh {
-                            let iy = (oy * spec.stride + ky) as isize - spec.pad as isize;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            for kx in 0..kw {
-                                let ix = (ox * spec.stride + kx) as isize - spec.pad as isize;
-                                if ix < 0 || ix >= wd as isize {
-                                    continue;
-                                }
-                                acc += x.at(b, ci, iy as usize, ix as usize) as f64 * w.at(co, ci, ky, kx) as f64;
-                            }
-                        }
-                    }
-                    let i = out.idx(b, co, oy, ox);
-                    out.data[i] = leaky(acc as f32, spec.leaky);
-                }
-            }
-        }
-    }
-    out
+    let bias64: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
+    let y = conv2d_f64(&Tensor64::from_f32(x), &Tensor64::from_f32(w), bias64.as_deref(), spec.stride, spec.pad);
+    apply_leaky(y.to_f32(), spec.leaky)
 }
 
-/// CPU reference conv_transpose2d: x [N, cin, H, W], w [cin, cout, kh, kw]; output cropped to
-/// `out_hw` (top-left) when given, else the full (H - 1) stride - 2 pad + k size.
+/// CPU reference conv_transpose2d on f32 tensors: x [N, cin, H, W], w [cin, cout, kh, kw]; output cropped
+/// to `out_hw` (top-left) when given, else the full (H - 1) stride - 2 pad + k size. Computed in f64 by
+/// [`conv_transpose2d_f64`].
 pub fn conv_transpose2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: ConvSpec, out_hw: Option<(usize, usize)>) -> HostTensor {
-    let [n, cin, h, wd] = x.shape;
-    let [_, cout, kh, kw] = w.shape;
-    let full_h = spec.transposed_out(h, kh).unwrap_or(0);
-    let full_w = spec.transposed_out(wd, kw).unwrap_or(0);
-    let (oh, ow) = out_hw.unwrap_or((full_h, full_w));
-    // Scatter form (the definition), accumulated in f64, then cropped.
-    let mut acc = vec![0.0f64; n * cout * full_h * full_w];
-    for b in 0..n {
-        for ci in 0..cin {
-            for iy in 0..h {
-                for ix in 0..wd {
-                    let v = x.at(b, ci, iy, ix) as f64;
-                    for co in 0..cout {
-                        for ky in 0..kh {
-                            let oy = (iy * spec.stride + ky) as isize - spec.pad as isize;
-                            if oy < 0 || oy >= full_h as isize {
-                                continue;
-                            }
-                            for kx in 0..kw {
-                                let ox = (ix * spec.stride + kx) as isize - spec.pad as isize;
-                                if ox < 0 || ox >= full_w as isize {
-                                    continue;
-                                }
-                                acc[((b * cout + co) * full_h + oy as usize) * full_w + ox as usize] += v * w.at(ci, co, ky, kx) as f64;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let mut out = HostTensor::zeros([n, cout, oh, ow]);
-    for b in 0..n {
-        for co in 0..cout {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let v = acc[((b * cout + co) * full_h + oy) * full_w + ox] + bias.map_or(0.0, |bb| bb[co] as f64);
-                    let i = out.idx(b, co, oy, ox);
-                    out.data[i] = leaky(v as f32, spec.leaky);
-                }
-            }
-        }
-    }
-    out
+    let [_, _, h, wd] = x.shape;
+    let [_, _, kh, kw] = w.shape;
+    let full = (spec.transposed_out(h, kh).unwrap_or(0), spec.transposed_out(wd, kw).unwrap_or(0));
+    let bias64: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
+    let y = conv_transpose2d_f64(&Tensor64::from_f32(x), &Tensor64::from_f32(w), bias64.as_deref(), spec.stride, spec.pad, out_hw.unwrap_or(full));
+    apply_leaky(y.to_f32(), spec.leaky)
+}
+
+fn apply_leaky(mut t: HostTensor, slope: Option<f32>) -> HostTensor {
+    t.data.iter_mut().for_each(|v| *v = leaky(*v, slope));
+    t
 }
 
 fn leaky(v: f32, slope: Option<f32>) -> f32 {

@@ -185,45 +185,15 @@ pub fn correlation_forward_naive(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor,
     rec.dispatch(Kernel::CorrelationForwardNaive, &[], &params, &[a.buffer(), b.buffer(), out.tensor.buffer()], groups)
 }
 
-/// CPU reference correlation in f64: a, b [N, C, H, W] -> [N, D, out_h, out_w].
+/// CPU reference correlation on f32 tensors: a, b [N, C, H, W] -> [N, D, out_h, out_w], computed in f64 by
+/// [`correlation_cpu_f64`].
 pub fn correlation_cpu(a: &HostTensor, b: &HostTensor, spec: CorrelationSpec) -> Result<HostTensor> {
-    let [n, c, h, w] = a.shape;
-    let (oh, ow) = spec.output_size(h, w)?;
-    let r = spec.grid_radius() as isize;
-    let gw = spec.grid_width();
-    let ks = spec.kernel_size;
-    let norm = (ks * ks * c) as f64;
-    let get = |t: &HostTensor, bb: usize, ch: usize, y: isize, x: isize| -> f64 {
-        if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
-            0.0
-        } else {
-            t.at(bb, ch, y as usize, x as usize) as f64
-        }
-    };
-    let mut out = HostTensor::zeros([n, spec.displacements(), oh, ow]);
-    for bb in 0..n {
-        for y in 0..oh {
-            for x in 0..ow {
-                let y1 = (y * spec.stride1 + spec.max_displacement) as isize - spec.pad as isize;
-                let x1 = (x * spec.stride1 + spec.max_displacement) as isize - spec.pad as isize;
-                for p in -r..=r {
-                    for q in -r..=r {
-                        let (dy, dx) = (p * spec.stride2 as isize, q * spec.stride2 as isize);
-                        let mut sum = 0.0f64;
-                        for ch in 0..c {
-                            for j in 0..ks as isize {
-                                for i in 0..ks as isize {
-                                    sum += get(a, bb, ch, y1 + j, x1 + i) * get(b, bb, ch, y1 + j + dy, x1 + i + dx);
-                                }
-                            }
-                        }
-                        let d = (p + r) as usize * gw + (q + r) as usize;
-                        let idx = out.idx(bb, d, y, x);
-                        out.data[idx] = (sum / norm) as f32;
-                    }
-                }
-            }
-        }
+    if a.shape != b.shape {
+        return Err(Error::Shape { op: "correlation_cpu", message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape) });
     }
-    Ok(out)
+    let [n, _, h, w] = a.shape;
+    let (oh, ow) = spec.output_size(h, w)?;
+    let f64s = |t: &HostTensor| t.data.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let out = correlation_cpu_f64(a.shape, &f64s(a), &f64s(b), spec)?;
+    HostTensor::new([n, spec.displacements(), oh, ow], out.into_iter().map(|v| v as f32).collect())
 }
