@@ -80,7 +80,8 @@ struct TrainPlan {
     gradients: Program,
     /// The Adam update of every parameter.
     update: Program,
-    _scratch: Vec<Tensor>,
+    // The activation gradients, loss targets and scratch need no field: the programs' bind groups and
+    // clear steps hold their buffers.
 }
 
 /// Trains a FlowNet in place on the GPU.
@@ -156,7 +157,6 @@ impl Trainer {
         let g = net.activations(ctx, n, h, w)?;
         let gt = ctx.tensor("ground truth", [n, 2, h, w])?;
         let losses = ctx.tensor("losses", [1, 1, 1, 5])?;
-        let mut scratch = Vec::new();
         let mut rec = ctx.recorder("train step (record)");
         for (_, t) in g.iter() {
             rec.clear(t.buffer());
@@ -178,7 +178,6 @@ impl Trainer {
             adaptive_avg_pool(&mut rec, &gt, &target, 1.0 / DIV_FLOW)?;
             epe_loss(&mut rec, pred, &target, self.config.multiscale_weights[k] / n as f32, g.get(name)?, &terms)?;
             reduce_sum(&mut rec, &terms, &losses, k)?;
-            scratch.extend([target, terms]);
         }
         let corr_grad = match net.arch().variant {
             Variant::C => {
@@ -197,9 +196,7 @@ impl Trainer {
             adam_step(&mut rec, &s.param, &s.grad, &s.m, &s.v, &self.config.adam, &self.step_values)?;
         }
         let update = rec.finish_program()?;
-        scratch.extend(corr_grad);
-        scratch.extend(g.iter().map(|(_, t)| t.clone()));
-        self.plans.insert(key, TrainPlan { acts, gt, losses, gradients, update, _scratch: scratch });
+        self.plans.insert(key, TrainPlan { acts, gt, losses, gradients, update });
         Ok(())
     }
 
