@@ -26,7 +26,8 @@
 //   out  [N, out_c_total, out_h, out_w]; the op writes channels out_c_offset .. out_c_offset + cout.
 // Epilogue: v = acc + bias; LeakyReLU(slope) when `leaky`; out = v, or out += v when `accumulate` (an
 // activation gradient with several consumers).
-// Dispatch: x = ceil(grid_h * ceil(grid_w / (4 NQ)) / WG), y = ceil(cout / (4 TM4)), z = batch.
+// Dispatch: x * z >= ceil(batch * grid_h * ceil(grid_w / (4 NQ)) / WG) (z > 1 only past the 65535 limit of x),
+// y = ceil(cout / (4 TM4)).
 
 struct Params {
     batch: u32, cin: u32, in_h: u32, in_w: u32,
@@ -65,16 +66,20 @@ fn outer(wq: vec4<f32>, xs: vec4<f32>) -> mat4x4<f32> {
 }
 
 @compute @workgroup_size(WG, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
     let tn = 4u * NQ;
     let col_blocks = (p.grid_w + tn - 1u) / tn;
-    let g = wid.x * WG + lid.x;
-    let qy_raw = g / col_blocks;
-    let row_valid = qy_raw < p.grid_h;
-    let qy = min(qy_raw, p.grid_h - 1u);
+    // The pixel blocks of all images form one index (x + z workgroups), so layers with few pixels per image
+    // (FlowNet's 6x8 and 12x16 levels) still fill whole workgroups when the batch is larger than one.
+    let g = (wid.z * nwg.x + wid.x) * WG + lid.x;
+    let rows = p.batch * p.grid_h;
+    let r_raw = g / col_blocks;
+    let row_valid = r_raw < rows;
+    let r = min(r_raw, rows - 1u);
+    let b = r / p.grid_h;
+    let qy = r % p.grid_h;
     let qx0 = (g % col_blocks) * tn;
     let co4_0 = wid.y * TM4;
-    let b = wid.z;
     let iy0 = i32(qy * S) - p.pad_y;
     let ix0 = i32(qx0 * S) - p.pad_x;
     let s = i32(S);

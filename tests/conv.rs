@@ -146,11 +146,14 @@ fn tiled_forward_matches_cpu_on_flownet_and_odd_shapes() {
         conv(1, 11, 6, 1, 9, 13, spec(1, 0, Some(0.2))),   // k1 (conv_redir)
         conv(1, 4, 5, 3, 10, 11, spec(3, 0, None)),        // stride 3, no padding
         conv(1, 3, 9, 3, 70, 90, spec(1, 1, None)),        // many workgroups
+        conv(5, 7, 9, 3, 3, 4, spec(1, 1, Some(0.1))),     // tiny images, batch 5: workgroups span images
+        conv(9, 4, 6, 3, 6, 8, spec(2, 1, None)),          // conv6-like 3x4 output, batch 9
         deconv(1, 10, 6, 4, 7, 9, spec(2, 1, Some(0.1)), None),          // deconv: 4x4 s2
         deconv(2, 3, 2, 4, 6, 5, spec(2, 1, None), Some((11, 9))),       // upflow, cropped, cout 2
         deconv(1, 5, 7, 3, 8, 7, spec(1, 1, None), None),                // stride 1
         deconv(1, 4, 5, 3, 5, 6, spec(2, 0, Some(0.3)), None),           // odd kernel: 2 and 1 taps per phase
         deconv(1, 3, 4, 2, 5, 4, spec(3, 0, None), None),                // stride > kernel: phases without taps
+        deconv(3, 6, 5, 4, 3, 4, spec(2, 1, Some(0.1)), None),           // deconv5-like tiny input, batch 3
     ];
     for (i, l) in layers.into_iter().enumerate() {
         check_forward(ctx, 100 + i as u64, l, small);

@@ -310,16 +310,18 @@ impl TiledConv<'_> {
                 slope: self.leaky.unwrap_or(0.0),
                 accumulate: self.accumulate as u32,
             };
-            let col_blocks = ph.grid_w.div_ceil(tile.tn as usize);
+            let blocks = ph.grid_w.div_ceil(tile.tn as usize) * ph.grid_h * self.x.batch();
+            let wg = workgroup_for(tile.wg, blocks);
+            let (gx, gz) = split_groups(blocks.div_ceil(wg as usize));
             let groups = [
-                u32_of(op, "workgroups", (col_blocks * ph.grid_h).div_ceil(tile.wg as usize))?,
+                u32_of(op, "workgroups", gx)?,
                 u32_of(op, "workgroups", self.out.channels.div_ceil(tile.tm as usize))?,
-                u32_of(op, "workgroups", self.x.batch())?,
+                u32_of(op, "workgroups", gz)?,
             ];
             let constants = [
                 ("TM4", (tile.tm / 4) as f64),
                 ("NQ", (tile.tn / 4) as f64),
-                ("WG", tile.wg as f64),
+                ("WG", wg as f64),
                 ("KH", ph.taps_h as f64),
                 ("KW", ph.taps_w as f64),
                 ("S", ph.in_stride as f64),
@@ -329,6 +331,29 @@ impl TiledConv<'_> {
         }
         Ok(())
     }
+}
+
+/// The workgroup size for `blocks` pixel blocks (one per invocation): the tile's size, halved (down to 8, one
+/// llvmpipe subgroup and two of the smallest wgpu allows) while more than 1/8 of the invocations of the last
+/// workgroup would idle. Idle invocations still run the whole reduction, so on FlowNet's 6x8 level (6 blocks
+/// per image) a 64-wide workgroup wasted 90 % of the work at batch 1.
+pub(crate) fn workgroup_for(tile_wg: u32, blocks: usize) -> u32 {
+    let mut wg = tile_wg;
+    while wg > 8 {
+        let idle = blocks.div_ceil(wg as usize) * wg as usize - blocks;
+        if idle * 8 <= blocks {
+            break;
+        }
+        wg /= 2;
+    }
+    wg
+}
+
+/// Splits `groups` workgroups into x * z with x within the 65535 limit of one dimension.
+pub(crate) fn split_groups(groups: usize) -> (usize, usize) {
+    const MAX_X: usize = 65535;
+    let z = groups.div_ceil(MAX_X).max(1);
+    (groups.div_ceil(z).max(1), z)
 }
 
 /// Records the convolution with `tile`, or with the block measured fastest for this layer class on this
@@ -426,4 +451,31 @@ fn measure(ctx: &Context, conv: &TiledConv<'_>, candidates: &[ConvTile]) -> Resu
         }
     }
     Ok(best.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workgroup_shrinks_until_little_idles() {
+        assert_eq!(workgroup_for(64, 4096), 64);
+        assert_eq!(workgroup_for(64, 48), 16); // 64: 16 idle of 48; 32: 16 idle; 16: none
+        assert_eq!(workgroup_for(64, 6), 8); // never below 8
+        assert_eq!(workgroup_for(64, 60), 64); // 4 idle <= 60 / 8
+        assert_eq!(workgroup_for(4, 3), 4);
+        for blocks in 1..300 {
+            let wg = workgroup_for(64, blocks) as usize;
+            let idle = blocks.div_ceil(wg) * wg - blocks;
+            assert!(wg == 8 || idle * 8 <= blocks, "{blocks} blocks: wg {wg} idles {idle}");
+        }
+    }
+
+    #[test]
+    fn groups_split_past_the_dimension_limit() {
+        assert_eq!(split_groups(1), (1, 1));
+        assert_eq!(split_groups(65535), (65535, 1));
+        let (x, z) = split_groups(200_000);
+        assert!(x <= 65535 && x * z >= 200_000 && x * (z - 1) < 200_000);
+    }
 }
