@@ -39,7 +39,7 @@ struct Params {
     has_bias: u32, leaky: u32, slope: f32, accumulate: u32,
 }
 
-// Output channels per invocation: 4 TM4, TM4 in 1..4.
+// Output channels per invocation: 4 TM4, TM4 in 1..8 (at most the subgroup size: lane l loads quad l % TM4).
 override TM4: u32 = 2u;
 // Output columns per invocation: 4 NQ, NQ in 1..4.
 override NQ: u32 = 1u;
@@ -90,6 +90,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var a10 = mat4x4<f32>(); var a11 = mat4x4<f32>(); var a12 = mat4x4<f32>(); var a13 = mat4x4<f32>();
     var a20 = mat4x4<f32>(); var a21 = mat4x4<f32>(); var a22 = mat4x4<f32>(); var a23 = mat4x4<f32>();
     var a30 = mat4x4<f32>(); var a31 = mat4x4<f32>(); var a32 = mat4x4<f32>(); var a33 = mat4x4<f32>();
+    var a40 = mat4x4<f32>(); var a41 = mat4x4<f32>(); var a42 = mat4x4<f32>(); var a43 = mat4x4<f32>();
+    var a50 = mat4x4<f32>(); var a51 = mat4x4<f32>(); var a52 = mat4x4<f32>(); var a53 = mat4x4<f32>();
+    var a60 = mat4x4<f32>(); var a61 = mat4x4<f32>(); var a62 = mat4x4<f32>(); var a63 = mat4x4<f32>();
+    var a70 = mat4x4<f32>(); var a71 = mat4x4<f32>(); var a72 = mat4x4<f32>(); var a73 = mat4x4<f32>();
     for (var ci = 0u; ci < p.cin; ci++) {
         let plane = (b * p.in_c_total + p.in_c_offset + ci) * p.in_h;
         for (var ty = 0u; ty < KH; ty++) {
@@ -137,6 +141,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                         if (NQ > 2u) { a32 += outer(q3, w2); }
                         if (NQ > 3u) { a33 += outer(q3, w3); }
                     }
+                    if (TM4 > 4u) {
+                        let q4 = subgroupShuffle(wmine, 4u);
+                        a40 += outer(q4, w0);
+                        if (NQ > 1u) { a41 += outer(q4, w1); }
+                        if (NQ > 2u) { a42 += outer(q4, w2); }
+                        if (NQ > 3u) { a43 += outer(q4, w3); }
+                    }
+                    if (TM4 > 5u) {
+                        let q5 = subgroupShuffle(wmine, 5u);
+                        a50 += outer(q5, w0);
+                        if (NQ > 1u) { a51 += outer(q5, w1); }
+                        if (NQ > 2u) { a52 += outer(q5, w2); }
+                        if (NQ > 3u) { a53 += outer(q5, w3); }
+                    }
+                    if (TM4 > 6u) {
+                        let q6 = subgroupShuffle(wmine, 6u);
+                        a60 += outer(q6, w0);
+                        if (NQ > 1u) { a61 += outer(q6, w1); }
+                        if (NQ > 2u) { a62 += outer(q6, w2); }
+                        if (NQ > 3u) { a63 += outer(q6, w3); }
+                    }
+                    if (TM4 > 7u) {
+                        let q7 = subgroupShuffle(wmine, 7u);
+                        a70 += outer(q7, w0);
+                        if (NQ > 1u) { a71 += outer(q7, w1); }
+                        if (NQ > 2u) { a72 += outer(q7, w2); }
+                        if (NQ > 3u) { a73 += outer(q7, w3); }
+                    }
                     // Slide the window one pixel to the right.
                     let fresh = xin(row, next, row_ok);
                     next += s;
@@ -177,6 +209,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         if (NQ > 1u) { store_block(a31, co4_0 + 3u, 1u, b, qy, qx0); }
         if (NQ > 2u) { store_block(a32, co4_0 + 3u, 2u, b, qy, qx0); }
         if (NQ > 3u) { store_block(a33, co4_0 + 3u, 3u, b, qy, qx0); }
+    }
+    if (TM4 > 4u) {
+        store_block(a40, co4_0 + 4u, 0u, b, qy, qx0);
+        if (NQ > 1u) { store_block(a41, co4_0 + 4u, 1u, b, qy, qx0); }
+        if (NQ > 2u) { store_block(a42, co4_0 + 4u, 2u, b, qy, qx0); }
+        if (NQ > 3u) { store_block(a43, co4_0 + 4u, 3u, b, qy, qx0); }
+    }
+    if (TM4 > 5u) {
+        store_block(a50, co4_0 + 5u, 0u, b, qy, qx0);
+        if (NQ > 1u) { store_block(a51, co4_0 + 5u, 1u, b, qy, qx0); }
+        if (NQ > 2u) { store_block(a52, co4_0 + 5u, 2u, b, qy, qx0); }
+        if (NQ > 3u) { store_block(a53, co4_0 + 5u, 3u, b, qy, qx0); }
+    }
+    if (TM4 > 6u) {
+        store_block(a60, co4_0 + 6u, 0u, b, qy, qx0);
+        if (NQ > 1u) { store_block(a61, co4_0 + 6u, 1u, b, qy, qx0); }
+        if (NQ > 2u) { store_block(a62, co4_0 + 6u, 2u, b, qy, qx0); }
+        if (NQ > 3u) { store_block(a63, co4_0 + 6u, 3u, b, qy, qx0); }
+    }
+    if (TM4 > 7u) {
+        store_block(a70, co4_0 + 7u, 0u, b, qy, qx0);
+        if (NQ > 1u) { store_block(a71, co4_0 + 7u, 1u, b, qy, qx0); }
+        if (NQ > 2u) { store_block(a72, co4_0 + 7u, 2u, b, qy, qx0); }
+        if (NQ > 3u) { store_block(a73, co4_0 + 7u, 3u, b, qy, qx0); }
     }
 }
 

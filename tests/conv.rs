@@ -164,12 +164,20 @@ fn tiled_forward_matches_cpu_on_flownet_and_odd_shapes() {
 #[test]
 fn every_tile_matches_cpu() {
     let Some(ctx) = common::gpu_with_subgroups() else { return };
+    let (max_wg, subgroup_min) = (ctx.limits().max_compute_invocations_per_workgroup, ctx.adapter().subgroup_min_size);
     for (i, &tile) in ConvTile::ALL.iter().enumerate() {
+        if !tile.supports(max_wg, subgroup_min) {
+            eprintln!("skipping tile {tile:?}: subgroups of {subgroup_min} lanes are too small for it");
+            continue;
+        }
         check_forward(ctx, 200 + i as u64, conv(2, 5, 19, 3, 13, 27, spec(2, 1, Some(0.1))), ConvAlgo::TiledWith(tile));
         check_forward(ctx, 300 + i as u64, deconv(1, 6, 17, 4, 6, 9, spec(2, 1, None), Some((11, 17))), ConvAlgo::TiledWith(tile));
     }
     // Blocks the tuner does not offer but the kernel supports.
     check_forward(ctx, 400, conv(1, 3, 13, 3, 9, 23, spec(1, 1, None)), ConvAlgo::TiledWith(ConvTile { tm: 12, tn: 12, wg: 32 }));
+    if subgroup_min >= 8 {
+        check_forward(ctx, 401, conv(3, 5, 45, 3, 5, 11, spec(1, 1, Some(0.1))), ConvAlgo::TiledWith(ConvTile { tm: 28, tn: 12, wg: 16 }));
+    }
 }
 
 /// The default (tuned) algorithm and the baseline agree with the reference, and an unsupported block is an
@@ -188,6 +196,9 @@ fn tuned_and_direct_match_cpu() {
     let w = ConvWeights::new(ctx, "w", &wt, None, false).unwrap().with_algo(ConvAlgo::TiledWith(ConvTile { tm: 6, tn: 4, wg: 64 }));
     let x = ctx.tensor("x", [1, 3, 8, 8]).unwrap();
     let y = ctx.tensor("y", [1, 4, 8, 8]).unwrap();
+    let mut rec = ctx.recorder("bad tile");
+    assert!(conv_forward(&mut rec, x.slice_all(), &w, spec(1, 1, None), y.slice_all()).is_err());
+    let w = w.with_algo(ConvAlgo::TiledWith(ConvTile { tm: 36, tn: 4, wg: 64 }));
     let mut rec = ctx.recorder("bad tile");
     assert!(conv_forward(&mut rec, x.slice_all(), &w, spec(1, 1, None), y.slice_all()).is_err());
 }

@@ -21,6 +21,9 @@ pub struct AdapterSummary {
     pub max_compute_workgroup_storage_size: u32,
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroups_per_dimension: u32,
+    /// The smallest subgroup the adapter may run (wgpu reports at least 4): kernels that hand values
+    /// between lanes with shuffles size their blocks by it.
+    pub subgroup_min_size: u32,
 }
 
 impl AdapterSummary {
@@ -37,6 +40,7 @@ impl AdapterSummary {
             max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
             max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            subgroup_min_size: info.subgroup_min_size,
         }
     }
 }
