@@ -75,9 +75,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rows = p.batch * p.grid_h;
     let r_raw = g / col_blocks;
     let row_valid = r_raw < rows;
-    let r = min(r_raw, rows - 1u);
-    let b = r / p.grid_h;
-    let qy = r % p.grid_h;
+    let row_index = min(r_raw, rows - 1u);
+    let b = row_index / p.grid_h;
+    let qy = row_index % p.grid_h;
     let qx0 = (g % col_blocks) * tn;
     let co4_0 = wid.y * TM4;
     let iy0 = i32(qy * S) - p.pad_y;
@@ -94,16 +94,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var a50 = mat4x4<f32>(); var a51 = mat4x4<f32>(); var a52 = mat4x4<f32>(); var a53 = mat4x4<f32>();
     var a60 = mat4x4<f32>(); var a61 = mat4x4<f32>(); var a62 = mat4x4<f32>(); var a63 = mat4x4<f32>();
     var a70 = mat4x4<f32>(); var a71 = mat4x4<f32>(); var a72 = mat4x4<f32>(); var a73 = mat4x4<f32>();
-    for (var ci = 0u; ci < p.cin; ci++) {
+    // Two input channels per iteration (the second one's weights are zero past the last channel): every
+    // accumulator then takes two outer products per load / blend / store. On llvmpipe each loop-carried
+    // accumulator is spilled and blended with the loop's execution mask once per iteration, which cost
+    // more than the multiply-adds themselves with one channel per iteration.
+    for (var ci = 0u; ci < p.cin; ci += 2u) {
+        let ci_b = min(ci + 1u, p.cin - 1u);
+        let has_b = ci + 1u < p.cin;
         let plane = (b * p.in_c_total + p.in_c_offset + ci) * p.in_h;
+        let plane_b = (b * p.in_c_total + p.in_c_offset + ci_b) * p.in_h;
         for (var ty = 0u; ty < KH; ty++) {
             let iy = iy0 + i32(ty);
             let row_ok = iy >= 0 && iy < i32(p.in_h);
-            let row = (plane + u32(clamp(iy, 0, i32(p.in_h) - 1))) * p.in_w;
+            let iyc = u32(clamp(iy, 0, i32(p.in_h) - 1));
+            let row = (plane + iyc) * p.in_w;
+            let row_b = (plane_b + iyc) * p.in_w;
             let ky = u32(i32(p.w_ky0) + i32(ty) * p.w_kstep);
             let wrow = (ci * p.w_kh + ky) * p.w_kw;
+            let wrow_b = (ci_b * p.w_kh + ky) * p.w_kw;
             // Taps tx = r, r + S, r + 2S, ... read the columns c + S j, shifted by one pixel per tap: keep
-            // the window of the 4 NQ inputs and load one new value per tap.
+            // the window of the 4 NQ inputs (w* for channel ci, v* for ci + 1) and load one new value per
+            // tap and channel.
             for (var r = 0u; r < min(S, KW); r++) {
                 let c = ix0 + i32(r);
                 var w0 = vec4<f32>(xin(row, c, row_ok), xin(row, c + s, row_ok), xin(row, c + 2 * s, row_ok), xin(row, c + 3 * s, row_ok));
@@ -111,66 +122,81 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 if (NQ > 1u) { w1 = vec4<f32>(xin(row, c + 4 * s, row_ok), xin(row, c + 5 * s, row_ok), xin(row, c + 6 * s, row_ok), xin(row, c + 7 * s, row_ok)); }
                 if (NQ > 2u) { w2 = vec4<f32>(xin(row, c + 8 * s, row_ok), xin(row, c + 9 * s, row_ok), xin(row, c + 10 * s, row_ok), xin(row, c + 11 * s, row_ok)); }
                 if (NQ > 3u) { w3 = vec4<f32>(xin(row, c + 12 * s, row_ok), xin(row, c + 13 * s, row_ok), xin(row, c + 14 * s, row_ok), xin(row, c + 15 * s, row_ok)); }
+                var v0 = vec4<f32>(xin(row_b, c, row_ok), xin(row_b, c + s, row_ok), xin(row_b, c + 2 * s, row_ok), xin(row_b, c + 3 * s, row_ok));
+                var v1 = vec4<f32>(0.0); var v2 = vec4<f32>(0.0); var v3 = vec4<f32>(0.0);
+                if (NQ > 1u) { v1 = vec4<f32>(xin(row_b, c + 4 * s, row_ok), xin(row_b, c + 5 * s, row_ok), xin(row_b, c + 6 * s, row_ok), xin(row_b, c + 7 * s, row_ok)); }
+                if (NQ > 2u) { v2 = vec4<f32>(xin(row_b, c + 8 * s, row_ok), xin(row_b, c + 9 * s, row_ok), xin(row_b, c + 10 * s, row_ok), xin(row_b, c + 11 * s, row_ok)); }
+                if (NQ > 3u) { v3 = vec4<f32>(xin(row_b, c + 12 * s, row_ok), xin(row_b, c + 13 * s, row_ok), xin(row_b, c + 14 * s, row_ok), xin(row_b, c + 15 * s, row_ok)); }
                 var next = c + i32(tn) * s;
                 for (var tx = r; tx < KW; tx += S) {
                     let kx = u32(i32(p.w_kx0) + i32(tx) * p.w_kstep);
                     let wmine = w[(wrow + kx) * p.w_cout4 + my_quad];
+                    let wmine_b = select(vec4<f32>(0.0), w[(wrow_b + kx) * p.w_cout4 + my_quad], has_b);
                     let q0 = subgroupShuffle(wmine, 0u);
-                    a00 += outer(q0, w0);
-                    if (NQ > 1u) { a01 += outer(q0, w1); }
-                    if (NQ > 2u) { a02 += outer(q0, w2); }
-                    if (NQ > 3u) { a03 += outer(q0, w3); }
+                    let r0 = subgroupShuffle(wmine_b, 0u);
+                    a00 += outer(q0, w0) + outer(r0, v0);
+                    if (NQ > 1u) { a01 += outer(q0, w1) + outer(r0, v1); }
+                    if (NQ > 2u) { a02 += outer(q0, w2) + outer(r0, v2); }
+                    if (NQ > 3u) { a03 += outer(q0, w3) + outer(r0, v3); }
                     if (TM4 > 1u) {
                         let q1 = subgroupShuffle(wmine, 1u);
-                        a10 += outer(q1, w0);
-                        if (NQ > 1u) { a11 += outer(q1, w1); }
-                        if (NQ > 2u) { a12 += outer(q1, w2); }
-                        if (NQ > 3u) { a13 += outer(q1, w3); }
+                        let r1 = subgroupShuffle(wmine_b, 1u);
+                        a10 += outer(q1, w0) + outer(r1, v0);
+                        if (NQ > 1u) { a11 += outer(q1, w1) + outer(r1, v1); }
+                        if (NQ > 2u) { a12 += outer(q1, w2) + outer(r1, v2); }
+                        if (NQ > 3u) { a13 += outer(q1, w3) + outer(r1, v3); }
                     }
                     if (TM4 > 2u) {
                         let q2 = subgroupShuffle(wmine, 2u);
-                        a20 += outer(q2, w0);
-                        if (NQ > 1u) { a21 += outer(q2, w1); }
-                        if (NQ > 2u) { a22 += outer(q2, w2); }
-                        if (NQ > 3u) { a23 += outer(q2, w3); }
+                        let r2 = subgroupShuffle(wmine_b, 2u);
+                        a20 += outer(q2, w0) + outer(r2, v0);
+                        if (NQ > 1u) { a21 += outer(q2, w1) + outer(r2, v1); }
+                        if (NQ > 2u) { a22 += outer(q2, w2) + outer(r2, v2); }
+                        if (NQ > 3u) { a23 += outer(q2, w3) + outer(r2, v3); }
                     }
                     if (TM4 > 3u) {
                         let q3 = subgroupShuffle(wmine, 3u);
-                        a30 += outer(q3, w0);
-                        if (NQ > 1u) { a31 += outer(q3, w1); }
-                        if (NQ > 2u) { a32 += outer(q3, w2); }
-                        if (NQ > 3u) { a33 += outer(q3, w3); }
+                        let r3 = subgroupShuffle(wmine_b, 3u);
+                        a30 += outer(q3, w0) + outer(r3, v0);
+                        if (NQ > 1u) { a31 += outer(q3, w1) + outer(r3, v1); }
+                        if (NQ > 2u) { a32 += outer(q3, w2) + outer(r3, v2); }
+                        if (NQ > 3u) { a33 += outer(q3, w3) + outer(r3, v3); }
                     }
                     if (TM4 > 4u) {
                         let q4 = subgroupShuffle(wmine, 4u);
-                        a40 += outer(q4, w0);
-                        if (NQ > 1u) { a41 += outer(q4, w1); }
-                        if (NQ > 2u) { a42 += outer(q4, w2); }
-                        if (NQ > 3u) { a43 += outer(q4, w3); }
+                        let r4 = subgroupShuffle(wmine_b, 4u);
+                        a40 += outer(q4, w0) + outer(r4, v0);
+                        if (NQ > 1u) { a41 += outer(q4, w1) + outer(r4, v1); }
+                        if (NQ > 2u) { a42 += outer(q4, w2) + outer(r4, v2); }
+                        if (NQ > 3u) { a43 += outer(q4, w3) + outer(r4, v3); }
                     }
                     if (TM4 > 5u) {
                         let q5 = subgroupShuffle(wmine, 5u);
-                        a50 += outer(q5, w0);
-                        if (NQ > 1u) { a51 += outer(q5, w1); }
-                        if (NQ > 2u) { a52 += outer(q5, w2); }
-                        if (NQ > 3u) { a53 += outer(q5, w3); }
+                        let r5 = subgroupShuffle(wmine_b, 5u);
+                        a50 += outer(q5, w0) + outer(r5, v0);
+                        if (NQ > 1u) { a51 += outer(q5, w1) + outer(r5, v1); }
+                        if (NQ > 2u) { a52 += outer(q5, w2) + outer(r5, v2); }
+                        if (NQ > 3u) { a53 += outer(q5, w3) + outer(r5, v3); }
                     }
                     if (TM4 > 6u) {
                         let q6 = subgroupShuffle(wmine, 6u);
-                        a60 += outer(q6, w0);
-                        if (NQ > 1u) { a61 += outer(q6, w1); }
-                        if (NQ > 2u) { a62 += outer(q6, w2); }
-                        if (NQ > 3u) { a63 += outer(q6, w3); }
+                        let r6 = subgroupShuffle(wmine_b, 6u);
+                        a60 += outer(q6, w0) + outer(r6, v0);
+                        if (NQ > 1u) { a61 += outer(q6, w1) + outer(r6, v1); }
+                        if (NQ > 2u) { a62 += outer(q6, w2) + outer(r6, v2); }
+                        if (NQ > 3u) { a63 += outer(q6, w3) + outer(r6, v3); }
                     }
                     if (TM4 > 7u) {
                         let q7 = subgroupShuffle(wmine, 7u);
-                        a70 += outer(q7, w0);
-                        if (NQ > 1u) { a71 += outer(q7, w1); }
-                        if (NQ > 2u) { a72 += outer(q7, w2); }
-                        if (NQ > 3u) { a73 += outer(q7, w3); }
+                        let r7 = subgroupShuffle(wmine_b, 7u);
+                        a70 += outer(q7, w0) + outer(r7, v0);
+                        if (NQ > 1u) { a71 += outer(q7, w1) + outer(r7, v1); }
+                        if (NQ > 2u) { a72 += outer(q7, w2) + outer(r7, v2); }
+                        if (NQ > 3u) { a73 += outer(q7, w3) + outer(r7, v3); }
                     }
-                    // Slide the window one pixel to the right.
+                    // Slide the windows one pixel to the right.
                     let fresh = xin(row, next, row_ok);
+                    let fresh_b = xin(row_b, next, row_ok);
                     next += s;
                     if (NQ == 1u) {
                         w0 = vec4<f32>(w0.yzw, fresh);
@@ -180,6 +206,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                         w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, w2.x); w2 = vec4<f32>(w2.yzw, fresh);
                     } else {
                         w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, w2.x); w2 = vec4<f32>(w2.yzw, w3.x); w3 = vec4<f32>(w3.yzw, fresh);
+                    }
+                    if (NQ == 1u) {
+                        v0 = vec4<f32>(v0.yzw, fresh_b);
+                    } else if (NQ == 2u) {
+                        v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, fresh_b);
+                    } else if (NQ == 3u) {
+                        v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, v2.x); v2 = vec4<f32>(v2.yzw, fresh_b);
+                    } else {
+                        v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, v2.x); v2 = vec4<f32>(v2.yzw, v3.x); v3 = vec4<f32>(v3.yzw, fresh_b);
                     }
                 }
             }
