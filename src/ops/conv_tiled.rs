@@ -14,7 +14,8 @@
 //! convolution of each layer-shape class (kind, kernel, stride, and channel counts and width rounded up to
 //! powers of two) times the 2-3 [`ConvTile::candidates`] on a reduced copy of the problem and caches the
 //! winner in the [`Context`] ([`Context::tuned_all`] lists them). Tuning costs a few pipeline compilations
-//! per class at first use; `CORRFLOW_CONV_TUNE=0` skips it and takes the first candidate.
+//! per class at first use; `CORRFLOW_CONV_TUNE=0` skips it and takes the first candidate. Convolutions of
+//! under 1e8 FLOPs are not tuned (they take a 16 x 8 block, or the first candidate for fewer channels).
 //!
 //! The kernels share weight loads between lanes with subgroup shuffles, so they need
 //! [`wgpu::Features::SUBGROUP`] (requested by [`Context`] where offered: Vulkan, Metal, DX12; not GL).
@@ -390,6 +391,12 @@ fn choose_tile(ctx: &Context, conv: &TiledConv<'_>) -> Result<ConvTile> {
     if !tuning_enabled() || candidates.len() < 2 {
         return Ok(candidates[0]);
     }
+    if conv.flops() < UNTUNED_FLOPS {
+        // Compiling the candidates would cost more than any of them could save: take the block that
+        // compiles fastest among the usual winners, and leave the class untuned for larger problems.
+        let cheap = ConvTile { tm: 16, tn: 8, wg: 64 };
+        return Ok(if conv.out.channels >= 16 { cheap } else { candidates[0] });
+    }
     let key = conv.class_key();
     if let Some(t) = ctx.tuned(&key).as_deref().and_then(ConvTile::decode) {
         return Ok(t);
@@ -404,6 +411,10 @@ fn choose_tile(ctx: &Context, conv: &TiledConv<'_>) -> Result<ConvTile> {
 /// costs well under a second there. Runs are repeated to at least `MIN_TIME` to rise above the submit
 /// overhead on fast GPUs, and each candidate keeps the best of `TIMED_RUNS` (CPU adapters share the machine).
 const TUNE_FLOPS: f64 = 4e8;
+/// Convolutions below this many FLOPs are not tuned (a few ms on a software rasteriser, microseconds on a
+/// GPU, while measuring 3 blocks compiles 3 pipelines: about a second each on llvmpipe for the largest).
+/// Tests and small images thus compile one pipeline per layer shape instead of three.
+const UNTUNED_FLOPS: f64 = 1e8;
 const TUNE_MIN_ROWS: usize = 8;
 const MIN_TIME: Duration = Duration::from_millis(4);
 const TIMED_RUNS: usize = 3;
