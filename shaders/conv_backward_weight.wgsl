@@ -10,12 +10,13 @@
 // workgroups (z), each split writes (=) its sum to partial[z * len + i] and conv_backward_weight_reduce
 // adds them up.
 //
-// Each invocation owns 8 tapped channels (one tap) x 16 plain channels, as 2 x 4 mat4x4 accumulators
+// Each invocation owns 8 tapped channels (one tap) x 4 PQ plain channels, as 2 x PQ mat4x4 accumulators
 // (column j = the 4 tapped channels against plain channel j). The workgroup shares the plain-channel block:
-// per pixel, lane l loads the 4 plain channels of quad (l % 4) and subgroupShuffle hands every lane all 4
-// quads (one load per lane instead of 16; subgroups have at least 4 lanes). Lanes enumerate
+// per pixel, lane l loads the 4 plain channels of quad (l % PQ) and subgroupShuffle hands every lane all PQ
+// quads (one load per lane instead of 4 PQ). PQ = 8 needs subgroups of 8 lanes and feeds twice the
+// multiply-adds per loaded value of PQ = 4 (subgroups have at least 4 lanes). Lanes enumerate
 // (tap, tapped-channel block), tap fastest.
-// Dispatch: x = ceil(ceil(t_c / 8) kh kw / WG), y = ceil(p_c / 16), z = splits of the N p_h pixel rows.
+// Dispatch: x = ceil(ceil(t_c / 8) kh kw / WG), y = ceil(p_c / (4 PQ)), z = splits of the N p_h pixel rows.
 
 struct Params {
     batch: u32, t_c: u32, t_h: u32, t_w: u32,
@@ -27,6 +28,8 @@ struct Params {
 }
 
 override WG: u32 = 64u;
+// Plain-channel quads per workgroup (4 or 8, at most the subgroup size).
+override PQ: u32 = 4u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> t: array<f32>;
@@ -45,17 +48,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let ct0 = (g / taps) * 8u;
     let ky = tap / p.kw;
     let kx = tap % p.kw;
-    let cp0 = wid.y * 16u;
+    let cp0 = wid.y * 4u * PQ;
     let t_plane = p.t_h * p.t_w;
     let p_plane = p.p_h * p.p_w;
     // Clamped channels keep every load in bounds; their products are never written.
     let ct_last = p.t_c - 1u;
-    let my_cp = cp0 + 4u * (lane % 4u);
+    let my_cp = cp0 + 4u * (lane % PQ);
     var cp_ok = vec4<bool>(my_cp < p.p_c, my_cp + 1u < p.p_c, my_cp + 2u < p.p_c, my_cp + 3u < p.p_c);
     let p_last = p.p_c - 1u;
 
     var a00 = mat4x4<f32>(); var a01 = mat4x4<f32>(); var a02 = mat4x4<f32>(); var a03 = mat4x4<f32>();
     var a10 = mat4x4<f32>(); var a11 = mat4x4<f32>(); var a12 = mat4x4<f32>(); var a13 = mat4x4<f32>();
+    var a04 = mat4x4<f32>(); var a05 = mat4x4<f32>(); var a06 = mat4x4<f32>(); var a07 = mat4x4<f32>();
+    var a14 = mat4x4<f32>(); var a15 = mat4x4<f32>(); var a16 = mat4x4<f32>(); var a17 = mat4x4<f32>();
     let r0 = wid.z * p.rows_per_split;
     let r1 = min(r0 + p.rows_per_split, p.batch * p.p_h);
     for (var r = r0; r < r1; r++) {
@@ -95,30 +100,74 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let tb1_ = select(z, vec4<f32>(t[tb4 + c2], t[tb5 + c2], t[tb6 + c2], t[tb7 + c2]), ok2);
             let mb = select(z, vec4<f32>(pl[pb0 + qx2], pl[pb1 + qx2], pl[pb2 + qx2], pl[pb3 + qx2]), cp_ok);
             let qa0 = subgroupShuffle(ma, 0u);
-            let qa1 = subgroupShuffle(ma, 1u);
-            let qa2 = subgroupShuffle(ma, 2u);
-            let qa3 = subgroupShuffle(ma, 3u);
             let qb0 = subgroupShuffle(mb, 0u);
+            a00 += outer(ta0, qa0) + outer(tb0_, qb0);
+            a10 += outer(ta1, qa0) + outer(tb1_, qb0);
+            let qa1 = subgroupShuffle(ma, 1u);
             let qb1 = subgroupShuffle(mb, 1u);
+            a01 += outer(ta0, qa1) + outer(tb0_, qb1);
+            a11 += outer(ta1, qa1) + outer(tb1_, qb1);
+            let qa2 = subgroupShuffle(ma, 2u);
             let qb2 = subgroupShuffle(mb, 2u);
+            a02 += outer(ta0, qa2) + outer(tb0_, qb2);
+            a12 += outer(ta1, qa2) + outer(tb1_, qb2);
+            let qa3 = subgroupShuffle(ma, 3u);
             let qb3 = subgroupShuffle(mb, 3u);
-            a00 += outer(ta0, qa0) + outer(tb0_, qb0); a01 += outer(ta0, qa1) + outer(tb0_, qb1);
-            a02 += outer(ta0, qa2) + outer(tb0_, qb2); a03 += outer(ta0, qa3) + outer(tb0_, qb3);
-            a10 += outer(ta1, qa0) + outer(tb1_, qb0); a11 += outer(ta1, qa1) + outer(tb1_, qb1);
-            a12 += outer(ta1, qa2) + outer(tb1_, qb2); a13 += outer(ta1, qa3) + outer(tb1_, qb3);
+            a03 += outer(ta0, qa3) + outer(tb0_, qb3);
+            a13 += outer(ta1, qa3) + outer(tb1_, qb3);
+            if (PQ > 4u) {
+                let qa4 = subgroupShuffle(ma, 4u);
+                let qb4 = subgroupShuffle(mb, 4u);
+                a04 += outer(ta0, qa4) + outer(tb0_, qb4);
+                a14 += outer(ta1, qa4) + outer(tb1_, qb4);
+            }
+            if (PQ > 5u) {
+                let qa5 = subgroupShuffle(ma, 5u);
+                let qb5 = subgroupShuffle(mb, 5u);
+                a05 += outer(ta0, qa5) + outer(tb0_, qb5);
+                a15 += outer(ta1, qa5) + outer(tb1_, qb5);
+            }
+            if (PQ > 6u) {
+                let qa6 = subgroupShuffle(ma, 6u);
+                let qb6 = subgroupShuffle(mb, 6u);
+                a06 += outer(ta0, qa6) + outer(tb0_, qb6);
+                a16 += outer(ta1, qa6) + outer(tb1_, qb6);
+            }
+            if (PQ > 7u) {
+                let qa7 = subgroupShuffle(ma, 7u);
+                let qb7 = subgroupShuffle(mb, 7u);
+                a07 += outer(ta0, qa7) + outer(tb0_, qb7);
+                a17 += outer(ta1, qa7) + outer(tb1_, qb7);
+            }
         }
     }
     if (ct0 >= p.t_c) {
         return;
     }
-    store(a00, ct0, cp0, tap, wid.z);
+    store(a00, ct0, cp0 + 0u, tap, wid.z);
+    store(a10, ct0 + 4u, cp0 + 0u, tap, wid.z);
     store(a01, ct0, cp0 + 4u, tap, wid.z);
-    store(a02, ct0, cp0 + 8u, tap, wid.z);
-    store(a03, ct0, cp0 + 12u, tap, wid.z);
-    store(a10, ct0 + 4u, cp0, tap, wid.z);
     store(a11, ct0 + 4u, cp0 + 4u, tap, wid.z);
+    store(a02, ct0, cp0 + 8u, tap, wid.z);
     store(a12, ct0 + 4u, cp0 + 8u, tap, wid.z);
+    store(a03, ct0, cp0 + 12u, tap, wid.z);
     store(a13, ct0 + 4u, cp0 + 12u, tap, wid.z);
+    if (PQ > 4u) {
+        store(a04, ct0, cp0 + 16u, tap, wid.z);
+        store(a14, ct0 + 4u, cp0 + 16u, tap, wid.z);
+    }
+    if (PQ > 5u) {
+        store(a05, ct0, cp0 + 20u, tap, wid.z);
+        store(a15, ct0 + 4u, cp0 + 20u, tap, wid.z);
+    }
+    if (PQ > 6u) {
+        store(a06, ct0, cp0 + 24u, tap, wid.z);
+        store(a16, ct0 + 4u, cp0 + 24u, tap, wid.z);
+    }
+    if (PQ > 7u) {
+        store(a07, ct0, cp0 + 28u, tap, wid.z);
+        store(a17, ct0 + 4u, cp0 + 28u, tap, wid.z);
+    }
 }
 
 // Writes the 4 tapped x 4 plain channels of one accumulator (column j = plain channel cp + j).

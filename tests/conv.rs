@@ -401,6 +401,8 @@ fn conv2d_backward_matches_cpu() {
     check_backward(ctx, 604, conv(2, 2, 3, 3, 64, 96, spec(1, 1, None)), t, false);
     // Odd height with stride 2: the last input row is read by no output (its dx is 0).
     check_backward(ctx, 605, conv(1, 3, 5, 3, 10, 9, spec(2, 0, None)), t, false);
+    // 45 output channels: two blocks of 32 plain channels (8-lane subgroups) or three of 16, the last partial.
+    check_backward(ctx, 606, conv(2, 4, 45, 3, 9, 11, spec(1, 1, None)), t, false);
 }
 
 #[test]
@@ -414,6 +416,7 @@ fn conv_transpose2d_backward_matches_cpu() {
     check_backward(ctx, 701, deconv(1, 3, 2, 4, 6, 5, spec(2, 1, None), Some((11, 9))), t, true); // upflow, cropped
     check_backward(ctx, 702, deconv(2, 5, 17, 3, 5, 6, spec(2, 0, None), None), t, false); // odd kernel
     check_backward(ctx, 703, deconv(1, 4, 5, 3, 8, 7, spec(1, 1, None), None), t, false); // stride 1
+    check_backward(ctx, 704, deconv(1, 37, 6, 4, 5, 6, spec(2, 1, None), None), t, false); // 37 plain channels
 }
 
 /// `conv_backward` with a fused LeakyReLU: the gradient of the activation, turned into that of the

@@ -267,8 +267,11 @@ pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>,
     let taps = w.kh * w.kw;
     let (s_ct, s_cp) = if w.transposed { (1, taps * row) } else { (taps * row, 1) };
     const WG: usize = 64;
+    // 8 plain-channel quads per workgroup where subgroups have 8 lanes (twice the multiply-adds per load;
+    // conv_backward_weight.wgsl) and the layer has that many channels, else 4.
+    let pq: usize = if rec.context().adapter().subgroup_min_size >= 8 && pl.channels > 16 { 8 } else { 4 };
     let groups_x = (t.channels.div_ceil(8) * taps).div_ceil(WG);
-    let groups_y = pl.channels.div_ceil(16);
+    let groups_y = pl.channels.div_ceil(4 * pq);
     let rows = pl.batch() * pl.height();
     // Enough workgroups to fill a GPU; partial sums capped at 32 Mi floats.
     let base = (groups_x * groups_y).max(1);
@@ -301,7 +304,7 @@ pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>,
         ..Default::default()
     };
     let groups = [u32_of(op, "workgroups", groups_x)?, u32_of(op, "workgroups", groups_y)?, u32_of(op, "workgroups", splits)?];
-    let constants = [("WG", WG as f64)];
+    let constants = [("WG", WG as f64), ("PQ", pq as f64)];
     if splits == 1 {
         return rec.dispatch(Kernel::ConvBackwardWeight, &constants, &params, &[t.tensor.buffer(), pl.tensor.buffer(), grads.weight.buffer()], groups);
     }
