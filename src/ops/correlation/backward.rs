@@ -272,7 +272,6 @@ fn backward_tiled(
             let per_band = whole_band_fits(w1 - w0);
             let band_f = geo.f_window(spec, w0, w1 - w0);
             if per_band {
-                rec.mark(&format!("correlation backward {frame:?}: pack features"));
                 pack_features(rec, feature, &band_f, &f_packed)?;
             }
             let mut y = w0;
@@ -281,10 +280,8 @@ fn backward_tiled(
                 let gwin = geo.g_window(y, rows);
                 let (fwin, f_row0) = if per_band { (band_f, y - w0) } else { (geo.f_window(spec, y, rows), 0) };
                 if !per_band {
-                    rec.mark(&format!("correlation backward {frame:?}: pack features"));
                     pack_features(rec, feature, &fwin, &f_packed)?;
                 }
-                rec.mark(&format!("correlation backward {frame:?}: pack gradient"));
                 pack_grad(rec, spec, c, band, &gwin, frame, &g_packed)?;
                 let params = CorrelationBackwardParams {
                     batch: u32_of(OP, "batch", n)?,
@@ -309,7 +306,6 @@ fn backward_tiled(
                     _pad2: 0,
                 };
                 let groups = [u32_of(OP, "x groups", geo.x_blocks * spec.stride2 * cb_blocks)?, u32_of(OP, "rows", rows)?, u32_of(OP, "batch", n)?];
-                rec.mark(&format!("correlation backward {frame:?}: gather"));
                 rec.dispatch(kernel, &constants, &params, &[g_packed.buffer(), f_packed.buffer(), grad.buffer()], groups)?;
                 y += rows;
             }
