@@ -8,7 +8,8 @@
 // about as much as 10 FMAs and is paid per lane, even when all lanes read the same address):
 // * Weights: per tap, lane l loads the vec4 of channel quad (l % TM4); the TM4 quads reach every lane by
 //   subgroupShuffle (register permutes), so one load per lane feeds 16 TM4 NQ FMAs. (wgpu guarantees
-//   subgroups of at least 4 lanes = the largest TM4.)
+//   subgroups of at least 4 lanes; TM4 up to 4 runs anywhere, up to 8 where subgroups have 8 lanes, which
+//   the host checks: ConvTile::supports.)
 // * Inputs: taps tx, tx + S, tx + 2S, ... of one kernel row read the same columns shifted by one output
 //   pixel, so an invocation keeps a sliding window of its 4 NQ inputs in registers and loads ONE new value
 //   per tap: S (4 NQ - 1) + KW loads per kernel row instead of 4 NQ KW.
