@@ -70,7 +70,7 @@ fn fixtures_pyramid_and_full_resolution_flow() {
         };
         for (k, level) in pyramid.levels().into_iter().enumerate() {
             let key = format!("flow{}", k + 2);
-            let expected = io.get(&key, &io.shape(&key).unwrap().to_vec()).unwrap().to_vec();
+            let expected = io.get(&key, io.shape(&key).unwrap()).unwrap().to_vec();
             let got = ctx.download(level).unwrap();
             assert_eq!(got.shape.to_vec(), io.shape(&key).unwrap().to_vec(), "{name} {key} shape");
             let scale = max_abs(&expected);

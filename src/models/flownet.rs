@@ -538,12 +538,12 @@ impl FlowNet {
         let b = (self.arch.variant == Variant::C).then_some([n, 3, h, w]);
         let key = self.check_input([n, channels, h, w], b)?;
         let mut plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
-        if !plans.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(key) {
             let acts = self.activations(ctx, n, h, w)?;
             let mut rec = ctx.recorder("flownet forward (record)");
             self.record_forward(&mut rec, &acts)?;
             let program = rec.finish_program()?;
-            plans.insert(key, ForwardPlan { acts, program });
+            e.insert(ForwardPlan { acts, program });
         }
         plans.get(&key).map(|p| p.program.clone()).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })
     }

@@ -83,7 +83,7 @@ impl CorrelationSpec {
     /// Checks the parameters and returns (out_h, out_w) for an h x w input.
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         let op = "correlation";
-        if self.kernel_size == 0 || self.kernel_size % 2 == 0 {
+        if self.kernel_size == 0 || self.kernel_size.is_multiple_of(2) {
             return Err(Error::InvalidParam { op, message: format!("kernel_size must be odd and >= 1, got {}", self.kernel_size) });
         }
         if self.stride1 == 0 || self.stride2 == 0 {

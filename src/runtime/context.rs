@@ -354,7 +354,7 @@ impl<'a> Recorder<'a> {
                 ),
             });
         }
-        if workgroups.iter().any(|&g| g == 0) {
+        if workgroups.contains(&0) {
             return Ok(());
         }
         let pipeline = self.ctx.pipeline(kernel, constants)?;

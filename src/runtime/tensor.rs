@@ -138,11 +138,10 @@ impl Context {
             let _ = tx.send(r);
         });
         self.wait()?;
-        let mapped = rx
-            .recv()
+        // The channel carries the map_async result: both a dropped sender and a failed map are errors.
+        rx.recv()
             .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?
             .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?;
-        let _ = mapped;
         let data = {
             let view = staging
                 .get_mapped_range(..)

@@ -68,7 +68,7 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(source: DataSource, batch: usize, height: usize, width: usize, seed: u64) -> Result<Self> {
-        if batch == 0 || height == 0 || width == 0 || height % 64 != 0 || width % 64 != 0 {
+        if batch == 0 || height == 0 || width == 0 || !height.is_multiple_of(64) || !width.is_multiple_of(64) {
             return Err(Error::InvalidParam {
                 op: "train data",
                 message: format!("batch {batch} at {width}x{height}: need a batch >= 1 and sides that are multiples of 64"),
