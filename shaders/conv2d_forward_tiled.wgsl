@@ -13,7 +13,8 @@
 // * Inputs: taps tx, tx + S, tx + 2S, ... of one kernel row read the same columns shifted by one output
 //   pixel, so an invocation keeps a sliding window of its 4 NQ inputs in registers and loads ONE new value
 //   per tap: S (4 NQ - 1) + KW loads per kernel row instead of 4 NQ KW.
-// * KH, KW, S are `override`s so the tap loops have constant trip counts (unrolled by the driver).
+// * KH, KW, S are `override`s so the tap loops have constant trip counts (the driver unrolls them when the
+//   body is small; with 16- and 32-channel blocks the tap loop stays a loop, see the channel loop below).
 //
 // The same kernel runs transposed convolutions without scatter and without wasted taps: the outputs
 // (oy, ox) = (qy * out_step + out_phase_y, qx * out_step + out_phase_x) of one stride phase receive exactly
