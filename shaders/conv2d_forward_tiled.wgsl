@@ -28,8 +28,8 @@
 //   out  [N, out_c_total, out_h, out_w]; the op writes channels out_c_offset .. out_c_offset + cout.
 // Epilogue: v = acc + bias; LeakyReLU(slope) when `leaky`; out = v, or out += v when `accumulate` (an
 // activation gradient with several consumers).
-// Dispatch: x * z >= ceil(batch * grid_h * ceil(grid_w / (4 NQ)) / WG) (z > 1 only past the 65535 limit of x),
-// y = ceil(cout / (4 TM4)).
+// Dispatch: x * z >= ceil(batch * grid_h * ceil(grid_w / (4 NQ)) / WG) (z > 1 only past the adapter's
+// limit per dimension), y = ceil(cout / (4 TM4)).
 
 struct Params {
     batch: u32, cin: u32, in_h: u32, in_w: u32,

@@ -22,7 +22,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{u32_of, Slice};
+use super::{split_groups, u32_of, Slice};
 use crate::error::{Error, Result};
 use crate::runtime::{Context, Kernel, Recorder};
 
@@ -326,7 +326,7 @@ impl TiledConv<'_> {
             };
             let blocks = ph.grid_w.div_ceil(tile.tn as usize) * ph.grid_h * self.x.batch();
             let wg = workgroup_for(tile.wg, blocks);
-            let (gx, gz) = split_groups(blocks.div_ceil(wg as usize));
+            let (gx, gz) = split_groups(blocks.div_ceil(wg as usize), ctx.limits().max_compute_workgroups_per_dimension as usize);
             let groups = [
                 u32_of(op, "workgroups", gx)?,
                 u32_of(op, "workgroups", self.out.channels.div_ceil(tile.tm as usize))?,
@@ -361,13 +361,6 @@ pub(crate) fn workgroup_for(tile_wg: u32, blocks: usize) -> u32 {
         wg /= 2;
     }
     wg
-}
-
-/// Splits `groups` workgroups into x * z with x within the 65535 limit of one dimension.
-pub(crate) fn split_groups(groups: usize) -> (usize, usize) {
-    const MAX_X: usize = 65535;
-    let z = groups.div_ceil(MAX_X).max(1);
-    (groups.div_ceil(z).max(1), z)
 }
 
 /// Records the convolution with `tile`, or with the block measured fastest for this layer class on this
@@ -497,9 +490,12 @@ mod tests {
 
     #[test]
     fn groups_split_past_the_dimension_limit() {
-        assert_eq!(split_groups(1), (1, 1));
-        assert_eq!(split_groups(65535), (65535, 1));
-        let (x, z) = split_groups(200_000);
-        assert!(x <= 65535 && x * z >= 200_000 && x * (z - 1) < 200_000);
+        assert_eq!(split_groups(0, 65535), (0, 1));
+        assert_eq!(split_groups(1, 65535), (1, 1));
+        assert_eq!(split_groups(65535, 65535), (65535, 1));
+        for groups in [65536, 200_000, 1 << 24] {
+            let (x, z) = split_groups(groups, 65535);
+            assert!(x <= 65535 && x * z >= groups && x * (z - 1) < groups, "{groups}: {x} x {z}");
+        }
     }
 }

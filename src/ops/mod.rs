@@ -63,13 +63,15 @@ impl Tensor {
 /// workgroups exceeds the per-dimension limit (kernels index with `gid.x + gid.y * nwg.x * WG`).
 pub(crate) fn grid_1d(rec: &Recorder<'_>, total: usize, wg: usize) -> [u32; 3] {
     let groups = total.div_ceil(wg).max(if total == 0 { 0 } else { 1 });
-    let max = rec.context().limits().max_compute_workgroups_per_dimension as usize;
-    if groups <= max {
-        [groups as u32, 1, 1]
-    } else {
-        let y = groups.div_ceil(max);
-        [groups.div_ceil(y) as u32, y as u32, 1]
-    }
+    let (x, y) = split_groups(groups, rec.context().limits().max_compute_workgroups_per_dimension as usize);
+    [x as u32, y as u32, 1]
+}
+
+/// Splits `groups` workgroups into x * n with x at most `max` (the adapter's limit per dimension) and n = 1
+/// when they fit; x * n covers `groups` with less than one row of x to spare.
+pub(crate) fn split_groups(groups: usize, max: usize) -> (usize, usize) {
+    let n = groups.div_ceil(max.max(1)).max(1);
+    (groups.div_ceil(n), n)
 }
 
 /// Checks that a dimension fits the u32 arithmetic of the kernels.
