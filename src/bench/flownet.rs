@@ -179,30 +179,44 @@ fn inputs(config: &FlowNetConfig) -> TrainBatch {
     }
 }
 
-fn run_config(ctx: &Context, config: &FlowNetConfig, opts: &FlowNetBenchOptions) -> Result<FlowNetResult> {
-    let arch = Arch::new(config.variant, config.width_multiplier);
-    let weights = arch.init_weights(1);
-    let batch = inputs(config);
+/// A configuration's recorded work, ready to replay: the forward pass, or the whole training step
+/// (gradients, loss and Adam), on freshly initialised weights and random inputs. Used by `corrflow bench
+/// flownet` and by `benches/flownet.rs`.
+pub struct PreparedFlowNet {
+    pub config: FlowNetConfig,
+    pub program: Program,
+    // The network or trainer whose buffers the program uses; kept alive with it.
+    _owner: Box<dyn std::any::Any>,
+}
+
+/// Builds and records `config` (allocating its activations; a training step also runs once to load its
+/// inputs).
+pub fn prepare(ctx: &Context, config: &FlowNetConfig) -> Result<PreparedFlowNet> {
+    let weights = Arch::new(config.variant, config.width_multiplier).init_weights(1);
     let (n, h, w) = (config.batch, config.height, config.width);
-    let (program, baseline_ms) = if config.train {
+    let (program, owner): (Program, Box<dyn std::any::Any>) = if config.train {
         let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights)?, TrainConfig::default())?;
-        trainer.step(ctx, &batch)?; // records the plan and loads real inputs
-        (trainer.recorded_step(ctx, n, h, w)?, None)
+        trainer.step(ctx, &inputs(config))?; // records the plan and loads real inputs
+        (trainer.recorded_step(ctx, n, h, w)?, Box::new(trainer))
     } else {
         let net = FlowNet::new(ctx, &weights)?;
-        let program = net.recorded_forward(ctx, n, h, w)?;
-        let baseline = if opts.baseline {
-            let mut direct = FlowNet::new(ctx, &weights)?;
-            direct.set_conv_algo(ConvAlgo::Direct);
-            let p = direct.recorded_forward(ctx, n, h, w)?;
-            Some(best_time(ctx, &p, 1)?)
-        } else {
-            None
-        };
-        (program, baseline)
+        (net.recorded_forward(ctx, n, h, w)?, Box::new(net))
     };
-    let ms = best_time(ctx, &program, opts.runs)?;
-    let layers = layer_breakdown(ctx, &program, config)?;
+    Ok(PreparedFlowNet { config: config.clone(), program, _owner: owner })
+}
+
+fn run_config(ctx: &Context, config: &FlowNetConfig, opts: &FlowNetBenchOptions) -> Result<FlowNetResult> {
+    let prepared = prepare(ctx, config)?;
+    let baseline_ms = if opts.baseline && !config.train {
+        let mut direct = FlowNet::new(ctx, &Arch::new(config.variant, config.width_multiplier).init_weights(1))?;
+        direct.set_conv_algo(ConvAlgo::Direct);
+        let p = direct.recorded_forward(ctx, config.batch, config.height, config.width)?;
+        Some(best_time(ctx, &p, 1)?)
+    } else {
+        None
+    };
+    let ms = best_time(ctx, &prepared.program, opts.runs)?;
+    let layers = layer_breakdown(ctx, &prepared.program, config)?;
     Ok(FlowNetResult { config: config.clone(), ms, gflops: config.flop() / (ms * 1e6), baseline_ms, layers })
 }
 
