@@ -76,12 +76,17 @@ impl ConvTile {
     /// not exceed the subgroup.
     pub fn supports(&self, max_invocations: u32, subgroup_min: u32) -> bool {
         let ok = |v: u32, max: u32| (4..=max).contains(&v) && v.is_multiple_of(4);
-        ok(self.tm, 32)
-            && self.tm / 4 <= subgroup_min.max(4)
+        ok(self.tm, Self::max_tm(subgroup_min))
             && ok(self.tn, 16)
             && self.wg >= 4
             && self.wg.is_multiple_of(4)
             && self.wg <= max_invocations
+    }
+
+    /// The most output channels a block may have with subgroups of at least `subgroup_min` lanes: 4 per
+    /// lane the weight shuffles read from, at most 8 such lanes (wgpu guarantees 4).
+    pub fn max_tm(subgroup_min: u32) -> u32 {
+        4 * subgroup_min.clamp(4, 8)
     }
 
     fn encode(&self) -> Vec<u32> {
@@ -275,8 +280,8 @@ impl TiledConv<'_> {
             return Err(Error::InvalidParam {
                 op,
                 message: format!(
-                    "conv tile {tile:?} is not supported: tm must be a multiple of 4 up to {} (4 x the subgroup size {subgroup_min}), tn a multiple of 4 up to 16, wg a multiple of 4 up to {}",
-                    4 * subgroup_min.clamp(1, 8),
+                    "conv tile {tile:?} is not supported: tm must be a multiple of 4 up to {} (4 per lane of the smallest subgroup, {subgroup_min} lanes here, at most 8 lanes), tn a multiple of 4 up to 16, wg a multiple of 4 up to {}",
+                    ConvTile::max_tm(subgroup_min),
                     ctx.limits().max_compute_invocations_per_workgroup
                 ),
             });
