@@ -29,7 +29,12 @@
 // Epilogue: v = acc + bias; LeakyReLU(slope) when `leaky`; out = v, or out += v when `accumulate` (an
 // activation gradient with several consumers).
 // Dispatch: x * z >= ceil(batch * grid_h * ceil(grid_w / (4 NQ)) / WG) (z > 1 only past the adapter's
-// limit per dimension), y = ceil(cout / (4 TM4)).
+// limit per dimension), y = comps * ceil(cout / (4 TM4)).
+//
+// Batched GEMMs (the Winograd path, `ops::conv_winograd`): `comps` independent convolutions that share
+// every shape, component c reading x, w and out at c * x_comp_stride floats, c * w_comp_stride vec4 and
+// c * out_comp_stride floats. The component comes from the workgroup's y index, so all lanes of a subgroup
+// share it (the weight shuffles need that). comps = 1 with zero strides is a plain convolution.
 
 struct Params {
     batch: u32, cin: u32, in_h: u32, in_w: u32,
@@ -39,6 +44,7 @@ struct Params {
     out_phase_x: u32, pad_y: i32, pad_x: i32, w_kh: u32,
     w_kw: u32, w_ky0: u32, w_kx0: u32, w_kstep: i32,
     has_bias: u32, leaky: u32, slope: f32, accumulate: u32,
+    comps: u32, x_comp_stride: u32, out_comp_stride: u32, w_comp_stride: u32,
 }
 
 // Output channels per invocation: 4 TM4, TM4 in 1..8 (at most the subgroup size: lane l loads quad l % TM4).
@@ -81,12 +87,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let b = row_index / p.grid_h;
     let qy = row_index % p.grid_h;
     let qx0 = (g % col_blocks) * tn;
-    let co4_0 = wid.y * TM4;
+    let co_blocks = (p.cout + 4u * TM4 - 1u) / (4u * TM4);
+    let comp = wid.y / co_blocks;
+    let co4_0 = (wid.y % co_blocks) * TM4;
+    let x_base = comp * p.x_comp_stride;
+    let w_base = comp * p.w_comp_stride;
+    let o_base = comp * p.out_comp_stride;
     let iy0 = i32(qy * S) - p.pad_y;
     let ix0 = i32(qx0 * S) - p.pad_x;
     let s = i32(S);
     // This lane fetches channel quad (lane % TM4) of the workgroup's block; the others get it by shuffle.
-    let my_quad = min(co4_0 + lane % TM4, p.w_cout4 - 1u);
+    let my_quad = min(co4_0 + lane % TM4, p.w_cout4 - 1u) + w_base;
 
     var a00 = mat4x4<f32>(); var a01 = mat4x4<f32>(); var a02 = mat4x4<f32>(); var a03 = mat4x4<f32>();
     var a10 = mat4x4<f32>(); var a11 = mat4x4<f32>(); var a12 = mat4x4<f32>(); var a13 = mat4x4<f32>();
@@ -110,8 +121,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             let iy = iy0 + i32(ty);
             let row_ok = iy >= 0 && iy < i32(p.in_h);
             let iyc = u32(clamp(iy, 0, i32(p.in_h) - 1));
-            let row = (plane + iyc) * p.in_w;
-            let row_b = (plane_b + iyc) * p.in_w;
+            let row = (plane + iyc) * p.in_w + x_base;
+            let row_b = (plane_b + iyc) * p.in_w + x_base;
             let ky = u32(i32(p.w_ky0) + i32(ty) * p.w_kstep);
             let wrow = (ci * p.w_kh + ky) * p.w_kw;
             let wrow_b = (ci_b * p.w_kh + ky) * p.w_kw;
@@ -226,56 +237,56 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (!row_valid) {
         return;
     }
-    store_block(a00, co4_0, 0u, b, qy, qx0);
-    if (NQ > 1u) { store_block(a01, co4_0, 1u, b, qy, qx0); }
-    if (NQ > 2u) { store_block(a02, co4_0, 2u, b, qy, qx0); }
-    if (NQ > 3u) { store_block(a03, co4_0, 3u, b, qy, qx0); }
+    store_block(a00, co4_0, 0u, b, qy, qx0, o_base);
+    if (NQ > 1u) { store_block(a01, co4_0, 1u, b, qy, qx0, o_base); }
+    if (NQ > 2u) { store_block(a02, co4_0, 2u, b, qy, qx0, o_base); }
+    if (NQ > 3u) { store_block(a03, co4_0, 3u, b, qy, qx0, o_base); }
     if (TM4 > 1u) {
-        store_block(a10, co4_0 + 1u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a11, co4_0 + 1u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a12, co4_0 + 1u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a13, co4_0 + 1u, 3u, b, qy, qx0); }
+        store_block(a10, co4_0 + 1u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a11, co4_0 + 1u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a12, co4_0 + 1u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a13, co4_0 + 1u, 3u, b, qy, qx0, o_base); }
     }
     if (TM4 > 2u) {
-        store_block(a20, co4_0 + 2u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a21, co4_0 + 2u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a22, co4_0 + 2u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a23, co4_0 + 2u, 3u, b, qy, qx0); }
+        store_block(a20, co4_0 + 2u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a21, co4_0 + 2u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a22, co4_0 + 2u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a23, co4_0 + 2u, 3u, b, qy, qx0, o_base); }
     }
     if (TM4 > 3u) {
-        store_block(a30, co4_0 + 3u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a31, co4_0 + 3u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a32, co4_0 + 3u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a33, co4_0 + 3u, 3u, b, qy, qx0); }
+        store_block(a30, co4_0 + 3u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a31, co4_0 + 3u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a32, co4_0 + 3u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a33, co4_0 + 3u, 3u, b, qy, qx0, o_base); }
     }
     if (TM4 > 4u) {
-        store_block(a40, co4_0 + 4u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a41, co4_0 + 4u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a42, co4_0 + 4u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a43, co4_0 + 4u, 3u, b, qy, qx0); }
+        store_block(a40, co4_0 + 4u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a41, co4_0 + 4u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a42, co4_0 + 4u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a43, co4_0 + 4u, 3u, b, qy, qx0, o_base); }
     }
     if (TM4 > 5u) {
-        store_block(a50, co4_0 + 5u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a51, co4_0 + 5u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a52, co4_0 + 5u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a53, co4_0 + 5u, 3u, b, qy, qx0); }
+        store_block(a50, co4_0 + 5u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a51, co4_0 + 5u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a52, co4_0 + 5u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a53, co4_0 + 5u, 3u, b, qy, qx0, o_base); }
     }
     if (TM4 > 6u) {
-        store_block(a60, co4_0 + 6u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a61, co4_0 + 6u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a62, co4_0 + 6u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a63, co4_0 + 6u, 3u, b, qy, qx0); }
+        store_block(a60, co4_0 + 6u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a61, co4_0 + 6u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a62, co4_0 + 6u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a63, co4_0 + 6u, 3u, b, qy, qx0, o_base); }
     }
     if (TM4 > 7u) {
-        store_block(a70, co4_0 + 7u, 0u, b, qy, qx0);
-        if (NQ > 1u) { store_block(a71, co4_0 + 7u, 1u, b, qy, qx0); }
-        if (NQ > 2u) { store_block(a72, co4_0 + 7u, 2u, b, qy, qx0); }
-        if (NQ > 3u) { store_block(a73, co4_0 + 7u, 3u, b, qy, qx0); }
+        store_block(a70, co4_0 + 7u, 0u, b, qy, qx0, o_base);
+        if (NQ > 1u) { store_block(a71, co4_0 + 7u, 1u, b, qy, qx0, o_base); }
+        if (NQ > 2u) { store_block(a72, co4_0 + 7u, 2u, b, qy, qx0, o_base); }
+        if (NQ > 3u) { store_block(a73, co4_0 + 7u, 3u, b, qy, qx0, o_base); }
     }
 }
 
 // Epilogue for one 4-channel x 4-pixel block: bias, LeakyReLU, optional accumulation, bounds.
-fn store_block(a: mat4x4<f32>, co4: u32, quad: u32, b: u32, qy: u32, qx0: u32) {
+fn store_block(a: mat4x4<f32>, co4: u32, quad: u32, b: u32, qy: u32, qx0: u32, o_base: u32) {
     let oy = qy * p.out_step + p.out_phase_y;
     for (var k = 0u; k < 4u; k++) {
         let co = co4 * 4u + k;
@@ -286,7 +297,7 @@ fn store_block(a: mat4x4<f32>, co4: u32, quad: u32, b: u32, qy: u32, qx0: u32) {
         if (p.has_bias != 0u) {
             bv = bias[co];
         }
-        let base = ((b * p.out_c_total + p.out_c_offset + co) * p.out_h + oy) * p.out_w;
+        let base = ((b * p.out_c_total + p.out_c_offset + co) * p.out_h + oy) * p.out_w + o_base;
         for (var j = 0u; j < 4u; j++) {
             let qx = qx0 + quad * 4u + j;
             if (qx < p.grid_w) {

@@ -185,10 +185,13 @@ fn every_tile_matches_cpu() {
 #[test]
 fn tuned_and_direct_match_cpu() {
     let Some(ctx) = gpu() else { return };
-    // Above the size below which the tuner does not measure (1e8 FLOPs): 2 x 40 x 36 x 9 x 70 x 120 = 218 M.
-    let l = conv(1, 36, 40, 3, 70, 120, spec(1, 1, Some(0.1)));
+    // Above the size below which the tuner does not measure (1e8 FLOPs): 2 x 40 x 36 x 9 x 70 x 120 = 218 M,
+    // with stride 2 so that it is not a Winograd layer (whose 1x1 GEMM is below that size here)...
+    let l = conv(1, 36, 40, 3, 140, 240, spec(2, 1, Some(0.1)));
     check_forward(ctx, 500, l, ConvAlgo::Tiled);
     check_forward(ctx, 501, l, ConvAlgo::Direct);
+    // ... and the same work at stride 1, where `Tiled` picks the Winograd form.
+    check_forward(ctx, 503, conv(1, 36, 40, 3, 70, 120, spec(1, 1, Some(0.1))), ConvAlgo::Tiled);
     let key_count = ctx.tuned_all().iter().filter(|(k, _)| k.starts_with("conv_tiled/")).count();
     if corrflow::ops::conv_tiled::tiled_supported(ctx) {
         assert!(key_count >= 1, "tuning should have cached a choice");
@@ -202,6 +205,49 @@ fn tuned_and_direct_match_cpu() {
     let w = w.with_algo(ConvAlgo::TiledWith(ConvTile { tm: 36, tn: 4, wg: 64 }));
     let mut rec = ctx.recorder("bad tile");
     assert!(conv_forward(&mut rec, x.slice_all(), &w, spec(1, 1, None), y.slice_all()).is_err());
+}
+
+/// The Winograd form on the layers it takes (3x3 stride 1; 5x5 and 6x6 stride 2 through their input
+/// phases; a 3x3 stride-1 transposed conv, whose taps are flipped) agrees with the reference, with partial
+/// tiles, batches, channel slices, every padding; a layer it does not take (7x7 stride 2) still runs, on
+/// the tiled kernel. The transforms lose about a decimal digit against the direct sum, hence an absolute
+/// tolerance relative to the largest output.
+#[test]
+fn winograd_forward_matches_cpu() {
+    let Some(ctx) = common::gpu_with_subgroups() else { return };
+    let layers = [
+        conv(1, 7, 10, 3, 11, 21, spec(1, 1, Some(0.1))), // conv3_1-like, partial tiles in both axes
+        conv(2, 5, 9, 3, 9, 6, spec(1, 1, None)),         // batch 2, one tile column
+        conv(1, 6, 13, 3, 8, 8, spec(1, 0, None)),        // no padding: 6x6 output
+        conv(2, 5, 8, 5, 23, 31, spec(2, 2, Some(0.1))),  // conv2 / conv3-like: 5x5 stride 2
+        conv(1, 4, 5, 5, 9, 12, spec(2, 1, None)),        // 5x5 stride 2, pad 1
+        conv(1, 3, 6, 6, 14, 10, spec(2, 2, None)),       // 6x6 stride 2: all 36 phase taps real
+        conv(1, 6, 13, 7, 37, 29, spec(2, 3, Some(0.1))), // 7x7 stride 2: not Winograd, tiled kernel
+        deconv(1, 5, 7, 3, 8, 7, spec(1, 1, None), None), // transposed 3x3 stride 1: flipped taps
+        conv(1, 150, 40, 3, 13, 17, spec(1, 1, None)),    // a long reduction (1350 terms)
+    ];
+    for (i, l) in layers.into_iter().enumerate() {
+        let mut rng = Rng::new(900 + i as u64);
+        let (in_off, out_off) = (2, 1);
+        let x_wide = rng.tensor([l.n, l.cin + in_off + 1, l.h, l.w]);
+        let x = channels(&x_wide, in_off, l.cin);
+        let wt = rng.tensor(l.weight_shape());
+        let b: Vec<f32> = (0..l.cout).map(|_| rng.uniform()).collect();
+        let expected = reference_forward(&l, &x, &wt, Some(&b));
+        let (oh, ow) = l.out_hw();
+        let weights = ConvWeights::new(ctx, "w", &wt, Some(&b), l.transposed).unwrap().with_algo(ConvAlgo::Winograd);
+        let xg = ctx.upload("x", &x_wide).unwrap();
+        let out = ctx.tensor("out", [l.n, l.cout + out_off + 2, oh, ow]).unwrap();
+        ctx.fill(&out, f32::NAN).unwrap();
+        let mut rec = ctx.recorder("winograd test");
+        conv_forward(&mut rec, xg.slice(in_off, l.cin).unwrap(), &weights, l.spec, out.slice(out_off, l.cout).unwrap()).unwrap();
+        rec.submit().unwrap();
+        let got = ctx.download(&out).unwrap();
+        let what = format!("Winograd {l:?}");
+        assert_untouched(&what, &got, out_off, l.cout);
+        let scale = expected.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(&what, &channels(&got, out_off, l.cout).data, &expected.data, 2e-5 * scale.max(1.0), 1e-4);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -403,6 +449,9 @@ fn conv2d_backward_matches_cpu() {
     check_backward(ctx, 605, conv(1, 3, 5, 3, 10, 9, spec(2, 0, None)), t, false);
     // 45 output channels: two blocks of 32 plain channels (8-lane subgroups) or three of 16, the last partial.
     check_backward(ctx, 606, conv(2, 4, 45, 3, 9, 11, spec(1, 1, None)), t, false);
+    // The input gradient of a 3x3 stride-1 conv in the Winograd form (flipped taps), `=` and `+=`.
+    check_backward(ctx, 607, conv(2, 9, 18, 3, 15, 17, spec(1, 1, None)), ConvAlgo::Winograd, true);
+    check_backward(ctx, 608, conv(1, 6, 5, 3, 9, 14, spec(1, 1, None)), ConvAlgo::Winograd, false);
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 use super::conv_tiled::{tiled_conv, tiled_supported, ConvTile, Geometry, TiledConv};
 use super::conv_backward::{conv2d_f64, conv_transpose2d_f64, Tensor64};
+use super::conv_winograd::WinogradUse;
 use super::{u32_of, Slice};
 use crate::error::{Error, Result};
 use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
@@ -25,8 +26,24 @@ pub enum ConvAlgo {
     /// layer's shape class on this adapter (measured at first use, cached in the [`Context`]).
     #[default]
     Tiled,
-    /// The implicit-GEMM kernel with a fixed register block (tests, benches, reproducible runs).
+    /// The implicit-GEMM kernel with a fixed register block (tests, benches, reproducible runs). Never
+    /// Winograd.
     TiledWith(ConvTile),
+    /// The Winograd form (`ops::conv_winograd`) for every layer that qualifies (3x3 stride 1, 5x5 and
+    /// 6x6 stride 2, and their input gradients where those are stride 1), whatever its size; the tuned
+    /// tiled kernel elsewhere. [`ConvAlgo::Tiled`] uses it only where it gains.
+    Winograd,
+}
+
+impl ConvAlgo {
+    /// The tile (None: tuned) and Winograd policy of the tiled kernels for this choice (not `Direct`).
+    pub(crate) fn tiled_policy(self) -> (Option<ConvTile>, WinogradUse) {
+        match self {
+            ConvAlgo::TiledWith(t) => (Some(t), WinogradUse::Never),
+            ConvAlgo::Winograd => (None, WinogradUse::Always),
+            ConvAlgo::Tiled | ConvAlgo::Direct => (None, WinogradUse::Auto),
+        }
+    }
 }
 
 impl ConvAlgo {
@@ -159,7 +176,7 @@ impl ConvWeights {
     /// adapters without subgroup operations (GL), where the tiled kernels cannot be built.
     pub fn effective_algo(&self, ctx: &Context) -> ConvAlgo {
         match self.algo {
-            ConvAlgo::Tiled if !tiled_supported(ctx) => ConvAlgo::Direct,
+            ConvAlgo::Tiled | ConvAlgo::Winograd if !tiled_supported(ctx) => ConvAlgo::Direct,
             a => a,
         }
     }
@@ -263,11 +280,11 @@ pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec:
             });
         }
     }
-    let tile = match w.effective_algo(rec.context()) {
-        ConvAlgo::Direct => return conv_forward_direct(rec, x, w, spec, out),
-        ConvAlgo::Tiled => None,
-        ConvAlgo::TiledWith(t) => Some(t),
-    };
+    let algo = w.effective_algo(rec.context());
+    if algo == ConvAlgo::Direct {
+        return conv_forward_direct(rec, x, w, spec, out);
+    }
+    let (tile, winograd) = algo.tiled_policy();
     let conv = TiledConv {
         op,
         geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },
@@ -283,6 +300,8 @@ pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec:
         dummy: w.no_bias.buffer(),
         leaky: spec.leaky,
         accumulate: false,
+        winograd,
+        batched: None,
     };
     tiled_conv(rec, &conv, tile)
 }
@@ -305,6 +324,8 @@ pub fn conv_flops(x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>)
         dummy: w.no_bias.buffer(),
         leaky: None,
         accumulate: false,
+        winograd: WinogradUse::Never,
+        batched: None,
     }
     .flops()
 }

@@ -18,7 +18,7 @@
 
 use std::sync::Mutex;
 
-use super::conv::{ConvAlgo, ConvSpec, ConvWeights};
+use super::conv::{ConvSpec, ConvWeights};
 use super::conv_tiled::{tiled_conv, tiled_supported, Geometry, TiledConv};
 use super::{grid_1d, u32_of, Slice};
 use crate::error::{Error, Result};
@@ -224,10 +224,7 @@ pub fn conv_backward_data(rec: &mut Recorder<'_>, dy: Slice<'_>, w: &ConvWeights
     };
     let groups = grid_1d(rec, swapped_len, 256);
     rec.dispatch(Kernel::ConvWeightsSwap, &[], &params, &[w.packed().buffer(), swapped.buffer()], groups)?;
-    let tile = match w.algo() {
-        ConvAlgo::TiledWith(t) => Some(t),
-        _ => None,
-    };
+    let (tile, winograd) = w.algo().tiled_policy();
     let conv = TiledConv {
         op,
         geometry: if w.transposed { Geometry::Conv } else { Geometry::Transposed },
@@ -243,6 +240,8 @@ pub fn conv_backward_data(rec: &mut Recorder<'_>, dy: Slice<'_>, w: &ConvWeights
         dummy: w.dummy().buffer(),
         leaky: None,
         accumulate,
+        winograd,
+        batched: None,
     };
     tiled_conv(rec, &conv, tile)
 }

@@ -22,6 +22,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::conv_winograd::WinogradUse;
 use super::{split_groups, u32_of, Slice};
 use crate::error::{Error, Result};
 use crate::runtime::{Context, Kernel, Recorder};
@@ -141,6 +142,10 @@ pub struct ConvTiledParams {
     pub leaky: u32,
     pub slope: f32,
     pub accumulate: u32,
+    pub comps: u32,
+    pub x_comp_stride: u32,
+    pub out_comp_stride: u32,
+    pub w_comp_stride: u32,
 }
 
 /// Which convolution a [`TiledConv`] computes.
@@ -171,24 +176,39 @@ pub(crate) struct TiledConv<'a> {
     pub dummy: &'a wgpu::Buffer,
     pub leaky: Option<f32>,
     pub accumulate: bool,
+    /// Whether a layer that qualifies runs as a Winograd convolution (`ops::conv_winograd`).
+    pub winograd: WinogradUse,
+    /// `Some` for the Winograd path's batched GEMM: `x` and `out` are then [comps, C, 1, T] and every
+    /// component has its own weights.
+    pub batched: Option<Batched>,
+}
+
+/// Independent convolutions of one shape in one dispatch (see `conv2d_forward_tiled.wgsl`): component c
+/// reads x, w and out at c * x_stride floats, c * w_stride vec4 and c * out_stride floats.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Batched {
+    pub comps: usize,
+    pub x_stride: usize,
+    pub out_stride: usize,
+    pub w_stride: usize,
 }
 
 /// One dispatch: a gather convolution writing one output stride phase.
 #[derive(Clone, Copy, Debug)]
-struct Phase {
-    taps_h: usize,
-    taps_w: usize,
-    in_stride: usize,
-    pad_y: i64,
-    pad_x: i64,
-    ky0: usize,
-    kx0: usize,
-    kstep: i64,
-    out_step: usize,
-    phase_y: usize,
-    phase_x: usize,
-    grid_h: usize,
-    grid_w: usize,
+pub(crate) struct Phase {
+    pub taps_h: usize,
+    pub taps_w: usize,
+    pub in_stride: usize,
+    pub pad_y: i64,
+    pub pad_x: i64,
+    pub ky0: usize,
+    pub kx0: usize,
+    pub kstep: i64,
+    pub out_step: usize,
+    pub phase_y: usize,
+    pub phase_x: usize,
+    pub grid_h: usize,
+    pub grid_w: usize,
 }
 
 /// Taps of one stride phase of a transposed conv along one axis: (taps, first kernel index, pad) for
@@ -204,7 +224,7 @@ fn transposed_axis(phase: usize, k: usize, s: usize, pad: usize) -> (usize, usiz
 }
 
 impl TiledConv<'_> {
-    fn phases(&self) -> Vec<Phase> {
+    pub(crate) fn phases(&self) -> Vec<Phase> {
         let (oh, ow) = (self.out.height(), self.out.width());
         match self.geometry {
             Geometry::Conv => vec![Phase {
@@ -299,8 +319,14 @@ impl TiledConv<'_> {
             let i32_of = |what: &str, v: i64| {
                 i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
             };
+            // A batched GEMM's tensors are [comps, C, 1, T]: one image per component.
+            let (batch, comps) = match self.batched {
+                Some(bt) => (1, bt.comps),
+                None => (self.x.batch(), 1),
+            };
+            let bt = self.batched.unwrap_or(Batched { comps: 1, x_stride: 0, out_stride: 0, w_stride: 0 });
             let params = ConvTiledParams {
-                batch: u32_of(op, "batch", self.x.batch())?,
+                batch: u32_of(op, "batch", batch)?,
                 cin: u32_of(op, "cin", self.x.channels)?,
                 in_h: u32_of(op, "in_h", self.x.height())?,
                 in_w: u32_of(op, "in_w", self.x.width())?,
@@ -328,13 +354,17 @@ impl TiledConv<'_> {
                 leaky: self.leaky.is_some() as u32,
                 slope: self.leaky.unwrap_or(0.0),
                 accumulate: self.accumulate as u32,
+                comps: u32_of(op, "components", comps)?,
+                x_comp_stride: u32_of(op, "component stride", bt.x_stride)?,
+                out_comp_stride: u32_of(op, "component stride", bt.out_stride)?,
+                w_comp_stride: u32_of(op, "component stride", bt.w_stride)?,
             };
-            let blocks = ph.grid_w.div_ceil(tile.tn as usize) * ph.grid_h * self.x.batch();
+            let blocks = ph.grid_w.div_ceil(tile.tn as usize) * ph.grid_h * batch;
             let wg = workgroup_for(tile.wg, blocks);
             let (gx, gz) = split_groups(blocks.div_ceil(wg as usize), ctx.limits().max_compute_workgroups_per_dimension as usize);
             let groups = [
                 u32_of(op, "workgroups", gx)?,
-                u32_of(op, "workgroups", self.out.channels.div_ceil(tile.tm as usize))?,
+                u32_of(op, "workgroups", comps * self.out.channels.div_ceil(tile.tm as usize))?,
                 u32_of(op, "workgroups", gz)?,
             ];
             let constants = [
@@ -371,6 +401,9 @@ pub(crate) fn workgroup_for(tile_wg: u32, blocks: usize) -> u32 {
 /// Records the convolution with `tile`, or with the block measured fastest for this layer class on this
 /// adapter when `tile` is `None` (measuring it now if this is the first layer of its class).
 pub(crate) fn tiled_conv(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, tile: Option<ConvTile>) -> Result<()> {
+    if super::conv_winograd::record(rec, conv)? {
+        return Ok(());
+    }
     let tile = match tile {
         Some(t) => t,
         None => choose_tile(rec.context(), conv)?,
@@ -447,6 +480,8 @@ fn measure(ctx: &Context, conv: &TiledConv<'_>, candidates: &[ConvTile]) -> Resu
         dummy: conv.dummy,
         leaky: conv.leaky,
         accumulate: false,
+        winograd: WinogradUse::Never,
+        batched: None,
     };
     let mut best = (f64::INFINITY, candidates[0]);
     for &tile in candidates {

@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod conv_backward;
 pub mod conv_tiled;
+pub mod conv_winograd;
 pub mod correlation;
 pub mod elementwise;
 pub mod loss;

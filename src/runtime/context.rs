@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::kernels::Kernel;
+use super::tensor::Tensor;
 use crate::error::{Error, Result};
 
 /// A line of `corrflow info`: what an adapter is and what it can hold.
@@ -101,6 +102,8 @@ pub struct Context {
     pipelines: Mutex<HashMap<PipelineKey, Arc<CachedPipeline>>>,
     /// Choices measured once on this adapter (e.g. conv tile sizes per layer-shape class), by key.
     tuned: Mutex<HashMap<String, Vec<u32>>>,
+    /// Scratch buffers shared by every op that records into this context (see [`Context::scratch`]).
+    scratch: Mutex<HashMap<&'static str, Tensor>>,
 }
 
 impl Context {
@@ -152,7 +155,7 @@ impl Context {
 
     /// Wraps a device the caller already owns (for applications that render with the same device).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary, limits: wgpu::Limits) -> Self {
-        Context { device, queue, adapter, limits, pipelines: Mutex::new(HashMap::new()), tuned: Mutex::new(HashMap::new()) }
+        Context { device, queue, adapter, limits, pipelines: Mutex::new(HashMap::new()), tuned: Mutex::new(HashMap::new()), scratch: Mutex::new(HashMap::new()) }
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -171,6 +174,23 @@ impl Context {
     /// A choice measured earlier on this adapter under `key` (see `ops::conv_tiled` for the conv tiles).
     pub fn tuned(&self, key: &str) -> Option<Vec<u32>> {
         self.tuned.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// A scratch tensor of `shape` in the buffer kept under `name`, grown (replaced by a larger one) when
+    /// too small. For intermediates that an op writes and reads back within its own dispatches (the
+    /// Winograd transforms): every op records in order on one queue, so ops may share the buffer. A
+    /// recording made before a growth keeps the older buffer alive, so it stays valid.
+    pub(crate) fn scratch(&self, name: &'static str, shape: [usize; 4]) -> Result<Tensor> {
+        let want = shape.iter().product::<usize>().max(1);
+        let mut map = self.scratch.lock().map_err(|_| Error::InvalidParam { op: "scratch", message: "scratch pool poisoned by an earlier panic".into() })?;
+        if let Some(t) = map.get(name) {
+            if t.numel() >= want {
+                return Ok(t.view(shape));
+            }
+        }
+        let t = self.tensor(name, [1, 1, 1, want])?;
+        map.insert(name, t.clone());
+        Ok(t.view(shape))
     }
 
     /// Records a measured choice so later calls with the same `key` reuse it.

@@ -59,6 +59,11 @@ impl Tensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+    /// The same buffer seen with another shape of at most as many elements (scratch reuse).
+    pub(crate) fn view(&self, shape: [usize; 4]) -> Tensor {
+        debug_assert!(shape.iter().product::<usize>() <= self.numel());
+        Tensor { buffer: self.buffer.clone(), shape }
+    }
 }
 
 impl Context {

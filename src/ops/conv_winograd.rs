@@ -1,0 +1,318 @@
+//! Winograd F(4x4, 3x3) convolution: the 3x3 stride-1 layers, and the 5x5 (or 6x6) stride-2 layers
+//! rewritten as 3x3 convolutions over their four input phases, with 4x fewer multiplications than the
+//! direct kernel (2.8x for 5x5 stride 2, whose phase kernels are 25/36 full).
+//!
+//! The direct tiled kernel (`conv2d_forward_tiled`) is held back on software rasterisers by what each
+//! multiply-add costs around it (loads, spilled accumulators), not by the multiply-adds themselves; the
+//! Winograd form removes three quarters of them and turns the rest into one batched GEMM that the same
+//! kernel runs as a 1x1 convolution. Per layer, four dispatches:
+//! 1. `winograd_weights`: U = G g G^T for every (virtual input channel, output channel): [36][K'][cout].
+//!    Recomputed at every call (the optimizer moves the weights; it costs a small fraction of the GEMM).
+//! 2. `winograd_input`: V = B^T d B for every 6x6 input patch of every 4x4 output tile: [36][K'][tiles].
+//! 3. `conv2d_forward_tiled` as 36 independent 1x1 convolutions (one per transform point): M = U V,
+//!    [36][cout][tiles] (register blocks tuned per shape class like any convolution).
+//! 4. `winograd_output`: Y = A^T M A per tile, with the layer's epilogue (bias, LeakyReLU, accumulation)
+//!    written straight into the output slice.
+//!
+//! The virtual 3x3 convolution: a gather phase with input stride s (1 or 2) and taps_h x taps_w taps where
+//! ceil(taps / s) = 3 is, over the s^2 phases of its input, a stride-1 3x3 convolution: virtual input
+//! channel c' = (ci s + p) s + q holds S(Y, X) = x[ci, s Y + p - pad_y, s X + q - pad_x], and its tap (a, b)
+//! is the original tap (s a + p, s b + q), zero past the kernel. Output (y, x) = sum over c', a, b of
+//! g[c'](a, b) S[c'](y + a, x + b).
+//!
+//! The transforms are in f32; F(4x4, 3x3) loses about one decimal digit against the direct sum (the
+//! tests bound it, and the FlowNet fixtures still pass at their tolerances).
+//!
+//! The matrices (Lavin and Gray, points 0, 1, -1, 2, -2, infinity):
+//! B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+//! G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+//! A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+
+use super::conv_tiled::{tiled_conv, Batched, Geometry, Phase, TiledConv};
+use super::{split_groups, u32_of};
+use crate::error::{Error, Result};
+use crate::runtime::{Kernel, Recorder};
+
+/// Whether a convolution runs in the Winograd form where it qualifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WinogradUse {
+    /// Never (the direct tiled kernel).
+    Never,
+    /// When the layer qualifies and is large enough to gain (see [`AUTO_MIN_FLOPS`], [`AUTO_MIN_TILES`]).
+    Auto,
+    /// Whenever the layer qualifies, whatever its size (tests).
+    Always,
+}
+
+/// Output tile side and transform size of F(4x4, 3x3).
+const TILE: usize = 4;
+const ALPHA: usize = 6;
+const POINTS: usize = ALPHA * ALPHA;
+/// Convolutions below this many (direct) FLOPs keep the direct kernel under [`WinogradUse::Auto`]: four
+/// dispatches and their pipelines cost more than they can save.
+pub const AUTO_MIN_FLOPS: f64 = 1e8;
+/// ... and so do layers with fewer 4x4 output tiles per image than this (the GEMM's columns).
+pub const AUTO_MIN_TILES: usize = 12;
+
+/// The WGSL `Params` twin of `winograd_weights`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct WinogradWeightParams {
+    pub kprime: u32,
+    pub cout: u32,
+    pub w_cout4: u32,
+    pub s: u32,
+    pub w_kh: u32,
+    pub w_kw: u32,
+    pub taps_h: u32,
+    pub taps_w: u32,
+    pub ky0: u32,
+    pub kx0: u32,
+    pub kstep: i32,
+    pub total: u32,
+}
+
+/// The WGSL `Params` twin of `winograd_input`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct WinogradInputParams {
+    pub cin: u32,
+    pub in_c_offset: u32,
+    pub in_c_total: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub s: u32,
+    pub pad_y: i32,
+    pub pad_x: i32,
+    pub kprime: u32,
+    pub tiles_h: u32,
+    pub tiles_w: u32,
+    pub nt: u32,
+    pub n0: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// The WGSL `Params` twin of `winograd_output`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct WinogradOutputParams {
+    pub cout: u32,
+    pub nt: u32,
+    pub tiles_h: u32,
+    pub tiles_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub out_c_offset: u32,
+    pub out_c_total: u32,
+    pub n0: u32,
+    pub has_bias: u32,
+    pub leaky: u32,
+    pub slope: f32,
+    pub accumulate: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// The one gather phase of `conv` when it is a virtual 3x3 convolution (see the module docs).
+pub(crate) fn virtual_3x3(conv: &TiledConv<'_>) -> Option<Phase> {
+    if conv.batched.is_some() {
+        return None;
+    }
+    let phases = conv.phases();
+    let [ph] = phases.as_slice() else { return None };
+    let s = ph.in_stride;
+    let ok = ph.out_step == 1 && (s == 1 || s == 2) && ph.taps_h.div_ceil(s) == 3 && ph.taps_w.div_ceil(s) == 3;
+    (ok && ph.grid_h > 0 && ph.grid_w > 0).then_some(*ph)
+}
+
+/// Whether [`record`] would run `conv` in the Winograd form (on an adapter where every buffer fits).
+pub(crate) fn applies(conv: &TiledConv<'_>) -> bool {
+    let Some(ph) = virtual_3x3(conv) else { return false };
+    match conv.winograd {
+        WinogradUse::Never => false,
+        WinogradUse::Always => true,
+        WinogradUse::Auto => {
+            let tiles = ph.grid_h.div_ceil(TILE) * ph.grid_w.div_ceil(TILE);
+            enabled_by_env() && conv.flops() >= AUTO_MIN_FLOPS && tiles >= AUTO_MIN_TILES
+        }
+    }
+}
+
+/// `CORRFLOW_WINOGRAD=0` (or off / false) keeps every layer on the direct kernel under `Auto`.
+fn enabled_by_env() -> bool {
+    !matches!(std::env::var("CORRFLOW_WINOGRAD").as_deref(), Ok("0") | Ok("off") | Ok("false"))
+}
+
+/// Records `conv` in the Winograd form when it qualifies ([`applies`]) and its transformed weights fit
+/// one storage binding; returns whether it did (else the caller runs the direct kernel).
+pub(crate) fn record(rec: &mut Recorder<'_>, conv: &TiledConv<'_>) -> Result<bool> {
+    if !applies(conv) {
+        return Ok(false);
+    }
+    let Some(ph) = virtual_3x3(conv) else { return Ok(false) };
+    let op = conv.op;
+    let ctx = rec.context();
+    let limit = ctx.max_binding_bytes();
+    let s = ph.in_stride;
+    let (cin, cout) = (conv.x.channels, conv.out.channels);
+    let kprime = cin * s * s;
+    let (tiles_h, tiles_w) = (ph.grid_h.div_ceil(TILE), ph.grid_w.div_ceil(TILE));
+    let per_image = tiles_h * tiles_w;
+    let u_floats = POINTS * kprime * conv.w_cout4 * 4;
+    // Images per pass: the transformed inputs and the products of a pass each fit one binding.
+    let image_bytes = (POINTS * per_image * kprime.max(cout) * 4) as u64;
+    let images = (limit / image_bytes.max(1)) as usize;
+    if u_floats as u64 * 4 > limit || images == 0 {
+        return Ok(false);
+    }
+    let batch = conv.x.batch();
+    let chunk = images.min(batch);
+    let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    if kprime > max_groups || cout > max_groups {
+        return Ok(false);
+    }
+
+    let u = ctx.scratch("winograd weights", [1, 1, 1, u_floats])?;
+    let nt_max = chunk * per_image;
+    let v = ctx.scratch("winograd inputs", [POINTS, kprime, 1, nt_max])?;
+    let m = ctx.scratch("winograd products", [POINTS, cout, 1, nt_max])?;
+
+    let wparams = WinogradWeightParams {
+        kprime: u32_of(op, "channels", kprime)?,
+        cout: u32_of(op, "cout", cout)?,
+        w_cout4: u32_of(op, "cout4", conv.w_cout4)?,
+        s: s as u32,
+        w_kh: u32_of(op, "kh", conv.kh)?,
+        w_kw: u32_of(op, "kw", conv.kw)?,
+        taps_h: u32_of(op, "taps", ph.taps_h)?,
+        taps_w: u32_of(op, "taps", ph.taps_w)?,
+        ky0: u32_of(op, "ky0", ph.ky0)?,
+        kx0: u32_of(op, "kx0", ph.kx0)?,
+        kstep: ph.kstep as i32,
+        total: u32_of(op, "weights", kprime * cout)?,
+    };
+    let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
+    rec.dispatch(Kernel::WinogradWeights, &[], &wparams, &[conv.w, u.buffer()], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
+
+    let i32_of = |what: &str, v: i64| i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") });
+    let mut n0 = 0;
+    while n0 < batch {
+        let nb = chunk.min(batch - n0);
+        let nt = nb * per_image;
+        let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
+        let iparams = WinogradInputParams {
+            cin: u32_of(op, "cin", cin)?,
+            in_c_offset: u32_of(op, "in_c_offset", conv.x.c_offset)?,
+            in_c_total: u32_of(op, "in_c_total", conv.x.total_channels())?,
+            in_h: u32_of(op, "in_h", conv.x.height())?,
+            in_w: u32_of(op, "in_w", conv.x.width())?,
+            s: s as u32,
+            pad_y: i32_of("pad", ph.pad_y)?,
+            pad_x: i32_of("pad", ph.pad_x)?,
+            kprime: wparams.kprime,
+            tiles_h: u32_of(op, "tiles", tiles_h)?,
+            tiles_w: u32_of(op, "tiles", tiles_w)?,
+            nt: u32_of(op, "tiles", nt)?,
+            n0: u32_of(op, "image", n0)?,
+            ..Default::default()
+        };
+        let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
+        rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
+
+        // The 36 products as one batched 1x1 convolution over the tiles.
+        let vx = v.view([POINTS, kprime, 1, nt]);
+        let mo = m.view([POINTS, cout, 1, nt]);
+        let gemm = TiledConv {
+            op,
+            geometry: Geometry::Conv,
+            x: super::Slice::all(&vx),
+            w: u.buffer(),
+            w_cout4: conv.w_cout4,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad: 0,
+            out: super::Slice::all(&mo),
+            bias: None,
+            dummy: conv.dummy,
+            leaky: None,
+            accumulate: false,
+            winograd: WinogradUse::Never,
+            batched: Some(Batched { comps: POINTS, x_stride: kprime * nt, out_stride: cout * nt, w_stride: kprime * conv.w_cout4 }),
+        };
+        tiled_conv(rec, &gemm, None)?;
+
+        let oparams = WinogradOutputParams {
+            cout: wparams.cout,
+            nt: iparams.nt,
+            tiles_h: iparams.tiles_h,
+            tiles_w: iparams.tiles_w,
+            out_h: u32_of(op, "out_h", conv.out.height())?,
+            out_w: u32_of(op, "out_w", conv.out.width())?,
+            out_c_offset: u32_of(op, "out_c_offset", conv.out.c_offset)?,
+            out_c_total: u32_of(op, "out_c_total", conv.out.total_channels())?,
+            n0: iparams.n0,
+            has_bias: conv.bias.is_some() as u32,
+            leaky: conv.leaky.is_some() as u32,
+            slope: conv.leaky.unwrap_or(0.0),
+            accumulate: conv.accumulate as u32,
+            ..Default::default()
+        };
+        let bias = conv.bias.unwrap_or(conv.dummy);
+        let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
+        rec.dispatch(Kernel::WinogradOutput, &[], &oparams, &[m.buffer(), bias, conv.out.tensor.buffer()], groups)?;
+        n0 += nb;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The transform matrices of the shaders, in f64: A^T [(G g G^T) . (B^T d B)] A is the 4x4
+    /// cross-correlation of a 6x6 patch with a 3x3 kernel.
+    #[test]
+    fn f4x4_3x3_matrices_compute_the_correlation() {
+        let bt: [[f64; 6]; 6] = [
+            [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+            [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+            [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+            [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+            [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+            [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+        ];
+        let g: [[f64; 3]; 6] = [
+            [0.25, 0.0, 0.0],
+            [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+            [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+            [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+            [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let at: [[f64; 6]; 4] = [
+            [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+            [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+            [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+            [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+        ];
+        let mut seed = 12345u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let d: Vec<Vec<f64>> = (0..6).map(|_| (0..6).map(|_| rnd()).collect()).collect();
+        let k: Vec<Vec<f64>> = (0..3).map(|_| (0..3).map(|_| rnd()).collect()).collect();
+        // U = G k G^T, V = B^T d B.
+        let u: Vec<Vec<f64>> = (0..6).map(|i| (0..6).map(|j| (0..3).map(|a| (0..3).map(|b| g[i][a] * k[a][b] * g[j][b]).sum::<f64>()).sum()).collect()).collect();
+        let v: Vec<Vec<f64>> = (0..6).map(|i| (0..6).map(|j| (0..6).map(|a| (0..6).map(|b| bt[i][a] * d[a][b] * bt[j][b]).sum::<f64>()).sum()).collect()).collect();
+        for y in 0..4 {
+            for x in 0..4 {
+                let wino: f64 = (0..6).map(|i| (0..6).map(|j| at[y][i] * u[i][j] * v[i][j] * at[x][j]).sum::<f64>()).sum();
+                let direct: f64 = (0..3).map(|a| (0..3).map(|b| k[a][b] * d[y + a][x + b]).sum::<f64>()).sum();
+                assert!((wino - direct).abs() < 1e-12, "({y}, {x}): winograd {wino} vs direct {direct}");
+            }
+        }
+    }
+}
