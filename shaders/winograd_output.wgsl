@@ -2,7 +2,9 @@
 // products, with the convolution epilogue (bias, LeakyReLU, optional accumulation) and output bounds.
 //
 //   m    [comp][co][t] (the GEMM's output: comp = 6 i + j, t as in winograd_input.wgsl).
-//   out  [N, out_c_total, out_h, out_w]; the op writes channels out_c_offset .. out_c_offset + cout.
+//   out  [N, out_c_total, out_h, out_w]; the op writes channels out_c_offset .. out_c_offset + cout, at
+//        the grid_h x grid_w pixels (qy out_step + phase_y, qx out_step + phase_x) of one stride phase
+//        (out_step = 1, phase 0: a plain convolution).
 // Epilogue as conv2d_forward_tiled: v = y + bias; LeakyReLU(slope) when `leaky`; out = v or out += v.
 // Grid: x * 64 >= nt (split over z past the per-dimension limit), y = co.
 
@@ -10,7 +12,8 @@ struct Params {
     cout: u32, nt: u32, tiles_h: u32, tiles_w: u32,
     out_h: u32, out_w: u32, out_c_offset: u32, out_c_total: u32,
     n0: u32, has_bias: u32, leaky: u32, slope: f32,
-    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    accumulate: u32, grid_h: u32, grid_w: u32, out_step: u32,
+    phase_y: u32, phase_x: u32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -56,14 +59,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let plane = (n * p.out_c_total + p.out_c_offset + co) * p.out_h;
     for (var i = 0u; i < 4u; i++) {
-        let oy = oy0 + i;
-        if (oy >= p.out_h) {
+        let qy = oy0 + i;
+        if (qy >= p.grid_h) {
             break;
         }
+        let oy = qy * p.out_step + p.phase_y;
         let y = at4(array<f32, 6>(rows[0][i], rows[1][i], rows[2][i], rows[3][i], rows[4][i], rows[5][i]));
         for (var j = 0u; j < 4u; j++) {
-            let ox = ox0 + j;
-            if (ox < p.out_w) {
+            let qx = ox0 + j;
+            let ox = qx * p.out_step + p.phase_x;
+            if (qx < p.grid_w) {
                 let idx = (plane + oy) * p.out_w + ox;
                 var val = y[j] + bv;
                 if (p.leaky != 0u && val < 0.0) {

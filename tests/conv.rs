@@ -225,6 +225,11 @@ fn winograd_forward_matches_cpu() {
         conv(1, 6, 13, 7, 37, 29, spec(2, 3, Some(0.1))), // 7x7 stride 2: not Winograd, tiled kernel
         deconv(1, 5, 7, 3, 8, 7, spec(1, 1, None), None), // transposed 3x3 stride 1: flipped taps
         conv(1, 150, 40, 3, 13, 17, spec(1, 1, None)),    // a long reduction (1350 terms)
+        conv(1, 6, 7, 4, 18, 14, spec(2, 1, None)),       // 4x4 stride 2 (a deconv's input gradient)
+        conv(1, 9, 12, 3, 19, 17, spec(2, 1, Some(0.1))), // 3x3 stride 2: no gain, tiled kernel
+        deconv(1, 10, 6, 4, 7, 9, spec(2, 1, Some(0.1)), None), // FlowNet deconv: four 2x2 phases
+        deconv(2, 3, 2, 4, 6, 5, spec(2, 1, None), Some((11, 9))), // upflow: cropped, cout 2
+        deconv(1, 4, 5, 3, 5, 6, spec(2, 0, Some(0.3)), None), // phases of 2x2 (Winograd), 2x1, 1x1 (tiled)
     ];
     for (i, l) in layers.into_iter().enumerate() {
         let mut rng = Rng::new(900 + i as u64);
@@ -452,6 +457,8 @@ fn conv2d_backward_matches_cpu() {
     // The input gradient of a 3x3 stride-1 conv in the Winograd form (flipped taps), `=` and `+=`.
     check_backward(ctx, 607, conv(2, 9, 18, 3, 15, 17, spec(1, 1, None)), ConvAlgo::Winograd, true);
     check_backward(ctx, 608, conv(1, 6, 5, 3, 9, 14, spec(1, 1, None)), ConvAlgo::Winograd, false);
+    // 5x5 stride 2: the input gradient's four phases (3x3, 3x2, 2x3, 2x2 taps) in the Winograd form.
+    check_backward(ctx, 609, conv(2, 5, 7, 5, 13, 11, spec(2, 2, None)), ConvAlgo::Winograd, true);
 }
 
 #[test]
@@ -466,6 +473,8 @@ fn conv_transpose2d_backward_matches_cpu() {
     check_backward(ctx, 702, deconv(2, 5, 17, 3, 5, 6, spec(2, 0, None), None), t, false); // odd kernel
     check_backward(ctx, 703, deconv(1, 4, 5, 3, 8, 7, spec(1, 1, None), None), t, false); // stride 1
     check_backward(ctx, 704, deconv(1, 37, 6, 4, 5, 6, spec(2, 1, None), None), t, false); // 37 plain channels
+    // The input gradient of a 4x4 stride-2 deconv is a 4x4 stride-2 conv: Winograd over its input phases.
+    check_backward(ctx, 705, deconv(2, 14, 6, 4, 7, 9, spec(2, 1, None), None), ConvAlgo::Winograd, true);
 }
 
 /// `conv_backward` with a fused LeakyReLU: the gradient of the activation, turned into that of the

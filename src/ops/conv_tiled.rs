@@ -293,6 +293,11 @@ impl TiledConv<'_> {
     }
 
     fn record(&self, rec: &mut Recorder<'_>, tile: ConvTile) -> Result<()> {
+        self.record_phases(rec, tile, &self.phases())
+    }
+
+    /// Records the dispatches of `phases` (some or all of [`TiledConv::phases`]) with `tile`.
+    fn record_phases(&self, rec: &mut Recorder<'_>, tile: ConvTile, phases: &[Phase]) -> Result<()> {
         let op = self.op;
         let ctx = rec.context();
         let subgroup_min = ctx.adapter().subgroup_min_size;
@@ -312,7 +317,7 @@ impl TiledConv<'_> {
                 message: format!("the tiled conv kernels need subgroup operations, which adapter `{}` lacks; use ConvAlgo::Direct", ctx.adapter().name),
             });
         }
-        for ph in self.phases() {
+        for &ph in phases {
             if ph.grid_h == 0 || ph.grid_w == 0 {
                 continue;
             }
@@ -400,15 +405,23 @@ pub(crate) fn workgroup_for(tile_wg: u32, blocks: usize) -> u32 {
 
 /// Records the convolution with `tile`, or with the block measured fastest for this layer class on this
 /// adapter when `tile` is `None` (measuring it now if this is the first layer of its class).
+/// Phases that qualify ([`super::conv_winograd::applies`]) run in the Winograd form, the others with the
+/// tiled kernel.
 pub(crate) fn tiled_conv(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, tile: Option<ConvTile>) -> Result<()> {
-    if super::conv_winograd::record(rec, conv)? {
+    let mut direct = Vec::new();
+    for ph in conv.phases() {
+        if !super::conv_winograd::record_phase(rec, conv, &ph)? {
+            direct.push(ph);
+        }
+    }
+    if direct.is_empty() {
         return Ok(());
     }
     let tile = match tile {
         Some(t) => t,
         None => choose_tile(rec.context(), conv)?,
     };
-    conv.record(rec, tile)
+    conv.record_phases(rec, tile, &direct)
 }
 
 /// Whether first-use tuning is on (`CORRFLOW_CONV_TUNE=0` switches it off: the first candidate is used).

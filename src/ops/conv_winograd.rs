@@ -1,6 +1,9 @@
-//! Winograd F(4x4, 3x3) convolution: the 3x3 stride-1 layers, and the 5x5 (or 6x6) stride-2 layers
-//! rewritten as 3x3 convolutions over their four input phases, with 4x fewer multiplications than the
-//! direct kernel (2.8x for 5x5 stride 2, whose phase kernels are 25/36 full).
+//! Winograd F(4x4, 3x3) convolution: the 3x3 stride-1 layers, the 5x5 (or 4x4, 6x6) stride-2 layers
+//! rewritten as 3x3 convolutions over their four input phases, and the output phases of transposed
+//! convolutions (FlowNet's 4x4 stride-2 deconvolutions: 2x2 taps per phase; the input gradients of the
+//! stride-2 layers), a kernel smaller than 3x3 being padded with zero taps. Multiplications per output
+//! and input channel: 36 / 16 s^2 instead of the real taps, i.e. 4x fewer for 3x3, 2.8x for 5x5 stride 2,
+//! 1.8x for 2x2 phases; phases that would gain less than [`MIN_GAIN`] keep the direct kernel.
 //!
 //! The direct tiled kernel (`conv2d_forward_tiled`) is held back on software rasterisers by what each
 //! multiply-add costs around it (loads, spilled accumulators), not by the multiply-adds themselves; the
@@ -15,10 +18,10 @@
 //!    written straight into the output slice.
 //!
 //! The virtual 3x3 convolution: a gather phase with input stride s (1 or 2) and taps_h x taps_w taps where
-//! ceil(taps / s) = 3 is, over the s^2 phases of its input, a stride-1 3x3 convolution: virtual input
+//! ceil(taps / s) <= 3 is, over the s^2 phases of its input, a stride-1 3x3 convolution: virtual input
 //! channel c' = (ci s + p) s + q holds S(Y, X) = x[ci, s Y + p - pad_y, s X + q - pad_x], and its tap (a, b)
 //! is the original tap (s a + p, s b + q), zero past the kernel. Output (y, x) = sum over c', a, b of
-//! g[c'](a, b) S[c'](y + a, x + b).
+//! g[c'](a, b) S[c'](y + a, x + b), written to the phase's output pixels (y out_step + phase_y, ...).
 //!
 //! The transforms are in f32; F(4x4, 3x3) loses about one decimal digit against the direct sum (the
 //! tests bound it, and the FlowNet fixtures still pass at their tolerances).
@@ -51,8 +54,10 @@ const POINTS: usize = ALPHA * ALPHA;
 /// Convolutions below this many (direct) FLOPs keep the direct kernel under [`WinogradUse::Auto`]: four
 /// dispatches and their pipelines cost more than they can save.
 pub const AUTO_MIN_FLOPS: f64 = 1e8;
-/// ... and so do layers with fewer 4x4 output tiles per image than this (the GEMM's columns).
-pub const AUTO_MIN_TILES: usize = 12;
+/// ... and so do layers with fewer 4x4 output tiles than this (the GEMM's columns, all images).
+pub const AUTO_MIN_TILES: usize = 16;
+/// A phase runs in the Winograd form only if it does at least this many times fewer multiplications.
+pub const MIN_GAIN: f64 = 1.5;
 
 /// The WGSL `Params` twin of `winograd_weights`.
 #[repr(C)]
@@ -111,31 +116,34 @@ pub struct WinogradOutputParams {
     pub leaky: u32,
     pub slope: f32,
     pub accumulate: u32,
+    pub grid_h: u32,
+    pub grid_w: u32,
+    pub out_step: u32,
+    pub phase_y: u32,
+    pub phase_x: u32,
     pub _pad0: u32,
     pub _pad1: u32,
-    pub _pad2: u32,
 }
 
-/// The one gather phase of `conv` when it is a virtual 3x3 convolution (see the module docs).
-pub(crate) fn virtual_3x3(conv: &TiledConv<'_>) -> Option<Phase> {
-    if conv.batched.is_some() {
-        return None;
-    }
-    let phases = conv.phases();
-    let [ph] = phases.as_slice() else { return None };
+/// Whether gather phase `ph` of `conv` is a virtual 3x3 convolution (see the module docs) with at least
+/// [`MIN_GAIN`] times fewer multiplications in the Winograd form.
+pub(crate) fn qualifies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
     let s = ph.in_stride;
-    let ok = ph.out_step == 1 && (s == 1 || s == 2) && ph.taps_h.div_ceil(s) == 3 && ph.taps_w.div_ceil(s) == 3;
-    (ok && ph.grid_h > 0 && ph.grid_w > 0).then_some(*ph)
+    let fits = (s == 1 || s == 2) && ph.taps_h.div_ceil(s) <= 3 && ph.taps_w.div_ceil(s) <= 3;
+    let gain = (ph.taps_h * ph.taps_w) as f64 / (POINTS as f64 / (TILE * TILE) as f64 * (s * s) as f64);
+    conv.batched.is_none() && fits && gain >= MIN_GAIN && ph.grid_h > 0 && ph.grid_w > 0
 }
 
-/// Whether [`record`] would run `conv` in the Winograd form (on an adapter where every buffer fits).
-pub(crate) fn applies(conv: &TiledConv<'_>) -> bool {
-    let Some(ph) = virtual_3x3(conv) else { return false };
+/// Whether [`record_phase`] runs phase `ph` of `conv` in the Winograd form (where every buffer fits).
+pub(crate) fn applies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
+    if !qualifies(conv, ph) {
+        return false;
+    }
     match conv.winograd {
         WinogradUse::Never => false,
         WinogradUse::Always => true,
         WinogradUse::Auto => {
-            let tiles = ph.grid_h.div_ceil(TILE) * ph.grid_w.div_ceil(TILE);
+            let tiles = ph.grid_h.div_ceil(TILE) * ph.grid_w.div_ceil(TILE) * conv.x.batch();
             enabled_by_env() && conv.flops() >= AUTO_MIN_FLOPS && tiles >= AUTO_MIN_TILES
         }
     }
@@ -146,13 +154,12 @@ fn enabled_by_env() -> bool {
     !matches!(std::env::var("CORRFLOW_WINOGRAD").as_deref(), Ok("0") | Ok("off") | Ok("false"))
 }
 
-/// Records `conv` in the Winograd form when it qualifies ([`applies`]) and its transformed weights fit
-/// one storage binding; returns whether it did (else the caller runs the direct kernel).
-pub(crate) fn record(rec: &mut Recorder<'_>, conv: &TiledConv<'_>) -> Result<bool> {
-    if !applies(conv) {
+/// Records phase `ph` of `conv` in the Winograd form when it applies ([`applies`]) and its transformed
+/// weights fit one storage binding; returns whether it did (else the caller runs the tiled kernel).
+pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Phase) -> Result<bool> {
+    if !applies(conv, ph) {
         return Ok(false);
     }
-    let Some(ph) = virtual_3x3(conv) else { return Ok(false) };
     let op = conv.op;
     let ctx = rec.context();
     let limit = ctx.max_binding_bytes();
@@ -259,6 +266,11 @@ pub(crate) fn record(rec: &mut Recorder<'_>, conv: &TiledConv<'_>) -> Result<boo
             leaky: conv.leaky.is_some() as u32,
             slope: conv.leaky.unwrap_or(0.0),
             accumulate: conv.accumulate as u32,
+            grid_h: u32_of(op, "grid_h", ph.grid_h)?,
+            grid_w: u32_of(op, "grid_w", ph.grid_w)?,
+            out_step: u32_of(op, "stride", ph.out_step)?,
+            phase_y: ph.phase_y as u32,
+            phase_x: ph.phase_x as u32,
             ..Default::default()
         };
         let bias = conv.bias.unwrap_or(conv.dummy);
