@@ -260,6 +260,27 @@ pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>,
     if let Some(db) = &grads.bias {
         conv_backward_bias(rec, dy, db)?;
     }
+    let forward = TiledConv {
+        op,
+        geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },
+        x,
+        w: grads.weight.buffer(),
+        w_cout4: w.cout4(),
+        kh: w.kh,
+        kw: w.kw,
+        stride: spec.stride,
+        pad: spec.pad,
+        out: dy,
+        bias: None,
+        dummy: w.dummy().buffer(),
+        leaky: None,
+        accumulate: false,
+        winograd: w.algo().tiled_policy().1,
+        batched: None,
+    };
+    if super::conv_winograd::record_weight_grad(rec, &forward, grads.weight.buffer())? {
+        return Ok(());
+    }
     // conv2d: the tapped tensor is x, the plain one dy (its pixels are the reduction); transposed: the reverse.
     let (t, pl) = if w.transposed { (dy, x) } else { (x, dy) };
     let row = w.cout4() * 4;

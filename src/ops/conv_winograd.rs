@@ -17,6 +17,11 @@
 //! 4. `winograd_output`: Y = A^T M A per tile, with the layer's epilogue (bias, LeakyReLU, accumulation)
 //!    written straight into the output slice.
 //!
+//! The weight gradient runs the adjoint steps ([`record_weight_grad_phase`]): V^T by `winograd_input`,
+//! dM = A dY A^T per output tile (`winograd_grad_output`), dU = dM^T V as a batched GEMM reducing over
+//! the tiles (the same tiled kernel: tiles are its input channels, virtual input channels its pixels), and
+//! dg = G^T dU G added into the packed gradient (`winograd_grad_weights`).
+//!
 //! The virtual 3x3 convolution: a gather phase with input stride s (1 or 2) and taps_h x taps_w taps where
 //! ceil(taps / s) <= 3 is, over the s^2 phases of its input, a stride-1 3x3 convolution: virtual input
 //! channel c' = (ci s + p) s + q holds S(Y, X) = x[ci, s Y + p - pad_y, s X + q - pad_x], and its tap (a, b)
@@ -34,7 +39,7 @@
 use super::conv_tiled::{tiled_conv, Batched, Geometry, Phase, TiledConv};
 use super::{split_groups, u32_of};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder};
+use crate::runtime::{Context, Kernel, Recorder};
 
 /// Whether a convolution runs in the Winograd form where it qualifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +63,10 @@ pub const AUTO_MIN_FLOPS: f64 = 1e8;
 pub const AUTO_MIN_TILES: usize = 16;
 /// A phase runs in the Winograd form only if it does at least this many times fewer multiplications.
 pub const MIN_GAIN: f64 = 1.5;
+/// ... and its weight gradient, under [`WinogradUse::Auto`], only at this gain: each phase transforms the
+/// whole input again, so the four 2x2 phases of a deconvolution (1.8x) measured no faster than the
+/// tiled kernel (FlowNet deconv3, batch 8: 489 vs 508 ms), while 3x3 stride 1 (4x) ran 3x faster.
+pub const WEIGHT_GRAD_MIN_GAIN: f64 = 2.5;
 
 /// The WGSL `Params` twin of `winograd_weights`.
 #[repr(C)]
@@ -94,9 +103,31 @@ pub struct WinogradInputParams {
     pub tiles_w: u32,
     pub nt: u32,
     pub n0: u32,
-    pub _pad0: u32,
+    pub transposed: u32,
     pub _pad1: u32,
     pub _pad2: u32,
+}
+
+/// The WGSL `Params` twin of `winograd_grad_output`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct WinogradGradOutputParams {
+    pub cout: u32,
+    pub cout4: u32,
+    pub nt: u32,
+    pub tiles_h: u32,
+    pub tiles_w: u32,
+    pub grid_h: u32,
+    pub grid_w: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub out_c_offset: u32,
+    pub out_c_total: u32,
+    pub out_step: u32,
+    pub phase_y: u32,
+    pub phase_x: u32,
+    pub n0: u32,
+    pub _pad0: u32,
 }
 
 /// The WGSL `Params` twin of `winograd_output`.
@@ -130,8 +161,14 @@ pub struct WinogradOutputParams {
 pub(crate) fn qualifies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
     let s = ph.in_stride;
     let fits = (s == 1 || s == 2) && ph.taps_h.div_ceil(s) <= 3 && ph.taps_w.div_ceil(s) <= 3;
-    let gain = (ph.taps_h * ph.taps_w) as f64 / (POINTS as f64 / (TILE * TILE) as f64 * (s * s) as f64);
-    conv.batched.is_none() && fits && gain >= MIN_GAIN && ph.grid_h > 0 && ph.grid_w > 0
+    conv.batched.is_none() && fits && gain(ph) >= MIN_GAIN && ph.grid_h > 0 && ph.grid_w > 0
+}
+
+/// How many times fewer multiplications phase `ph` does in the Winograd form: its real taps against
+/// 36 / 16 per output and virtual input channel (s^2 of them per input channel).
+fn gain(ph: &Phase) -> f64 {
+    let s = ph.in_stride;
+    (ph.taps_h * ph.taps_w) as f64 / (POINTS as f64 / (TILE * TILE) as f64 * (s * s) as f64)
 }
 
 /// Whether [`record_phase`] runs phase `ph` of `conv` in the Winograd form (where every buffer fits).
@@ -163,69 +200,33 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
     let op = conv.op;
     let ctx = rec.context();
     let limit = ctx.max_binding_bytes();
-    let s = ph.in_stride;
-    let (cin, cout) = (conv.x.channels, conv.out.channels);
-    let kprime = cin * s * s;
-    let (tiles_h, tiles_w) = (ph.grid_h.div_ceil(TILE), ph.grid_w.div_ceil(TILE));
-    let per_image = tiles_h * tiles_w;
+    let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    let geo = PhaseGeometry::new(conv, ph);
+    let (kprime, cout) = (geo.kprime, conv.out.channels);
     let u_floats = POINTS * kprime * conv.w_cout4 * 4;
     // Images per pass: the transformed inputs and the products of a pass each fit one binding.
-    let image_bytes = (POINTS * per_image * kprime.max(cout) * 4) as u64;
+    let image_bytes = (POINTS * geo.per_image * kprime.max(cout) * 4) as u64;
     let images = (limit / image_bytes.max(1)) as usize;
-    if u_floats as u64 * 4 > limit || images == 0 {
+    if u_floats as u64 * 4 > limit || images == 0 || kprime > max_groups || cout > max_groups {
         return Ok(false);
     }
     let batch = conv.x.batch();
     let chunk = images.min(batch);
-    let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
-    if kprime > max_groups || cout > max_groups {
-        return Ok(false);
-    }
-
+    let nt_max = chunk * geo.per_image;
     let u = ctx.scratch("winograd weights", [1, 1, 1, u_floats])?;
-    let nt_max = chunk * per_image;
     let v = ctx.scratch("winograd inputs", [POINTS, kprime, 1, nt_max])?;
     let m = ctx.scratch("winograd products", [POINTS, cout, 1, nt_max])?;
 
-    let wparams = WinogradWeightParams {
-        kprime: u32_of(op, "channels", kprime)?,
-        cout: u32_of(op, "cout", cout)?,
-        w_cout4: u32_of(op, "cout4", conv.w_cout4)?,
-        s: s as u32,
-        w_kh: u32_of(op, "kh", conv.kh)?,
-        w_kw: u32_of(op, "kw", conv.kw)?,
-        taps_h: u32_of(op, "taps", ph.taps_h)?,
-        taps_w: u32_of(op, "taps", ph.taps_w)?,
-        ky0: u32_of(op, "ky0", ph.ky0)?,
-        kx0: u32_of(op, "kx0", ph.kx0)?,
-        kstep: ph.kstep as i32,
-        total: u32_of(op, "weights", kprime * cout)?,
-    };
+    let wparams = geo.weight_params(conv, ph)?;
     let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
     rec.dispatch(Kernel::WinogradWeights, &[], &wparams, &[conv.w, u.buffer()], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
 
-    let i32_of = |what: &str, v: i64| i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") });
     let mut n0 = 0;
     while n0 < batch {
         let nb = chunk.min(batch - n0);
-        let nt = nb * per_image;
+        let nt = nb * geo.per_image;
         let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
-        let iparams = WinogradInputParams {
-            cin: u32_of(op, "cin", cin)?,
-            in_c_offset: u32_of(op, "in_c_offset", conv.x.c_offset)?,
-            in_c_total: u32_of(op, "in_c_total", conv.x.total_channels())?,
-            in_h: u32_of(op, "in_h", conv.x.height())?,
-            in_w: u32_of(op, "in_w", conv.x.width())?,
-            s: s as u32,
-            pad_y: i32_of("pad", ph.pad_y)?,
-            pad_x: i32_of("pad", ph.pad_x)?,
-            kprime: wparams.kprime,
-            tiles_h: u32_of(op, "tiles", tiles_h)?,
-            tiles_w: u32_of(op, "tiles", tiles_w)?,
-            nt: u32_of(op, "tiles", nt)?,
-            n0: u32_of(op, "image", n0)?,
-            ..Default::default()
-        };
+        let iparams = geo.input_params(conv, ph, n0, nb, false)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
         rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
 
@@ -279,6 +280,168 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
         n0 += nb;
     }
     Ok(true)
+}
+
+/// The shapes of one Winograd phase (shared by the forward and the weight gradient).
+struct PhaseGeometry {
+    s: usize,
+    kprime: usize,
+    tiles_h: usize,
+    tiles_w: usize,
+    per_image: usize,
+}
+
+impl PhaseGeometry {
+    fn new(conv: &TiledConv<'_>, ph: &Phase) -> Self {
+        let s = ph.in_stride;
+        let (tiles_h, tiles_w) = (ph.grid_h.div_ceil(TILE), ph.grid_w.div_ceil(TILE));
+        PhaseGeometry { s, kprime: conv.x.channels * s * s, tiles_h, tiles_w, per_image: tiles_h * tiles_w }
+    }
+
+    /// The `winograd_weights` / `winograd_grad_weights` parameters.
+    fn weight_params(&self, conv: &TiledConv<'_>, ph: &Phase) -> Result<WinogradWeightParams> {
+        let op = conv.op;
+        let cout = conv.out.channels;
+        Ok(WinogradWeightParams {
+            kprime: u32_of(op, "channels", self.kprime)?,
+            cout: u32_of(op, "cout", cout)?,
+            w_cout4: u32_of(op, "cout4", conv.w_cout4)?,
+            s: self.s as u32,
+            w_kh: u32_of(op, "kh", conv.kh)?,
+            w_kw: u32_of(op, "kw", conv.kw)?,
+            taps_h: u32_of(op, "taps", ph.taps_h)?,
+            taps_w: u32_of(op, "taps", ph.taps_w)?,
+            ky0: u32_of(op, "ky0", ph.ky0)?,
+            kx0: u32_of(op, "kx0", ph.kx0)?,
+            kstep: ph.kstep as i32,
+            total: u32_of(op, "weights", self.kprime * cout)?,
+        })
+    }
+
+    /// The `winograd_input` parameters for images n0 .. n0 + nb.
+    fn input_params(&self, conv: &TiledConv<'_>, ph: &Phase, n0: usize, nb: usize, transposed: bool) -> Result<WinogradInputParams> {
+        let op = conv.op;
+        let i32_of = |what: &str, v: i64| i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") });
+        Ok(WinogradInputParams {
+            cin: u32_of(op, "cin", conv.x.channels)?,
+            in_c_offset: u32_of(op, "in_c_offset", conv.x.c_offset)?,
+            in_c_total: u32_of(op, "in_c_total", conv.x.total_channels())?,
+            in_h: u32_of(op, "in_h", conv.x.height())?,
+            in_w: u32_of(op, "in_w", conv.x.width())?,
+            s: self.s as u32,
+            pad_y: i32_of("pad", ph.pad_y)?,
+            pad_x: i32_of("pad", ph.pad_x)?,
+            kprime: u32_of(op, "channels", self.kprime)?,
+            tiles_h: u32_of(op, "tiles", self.tiles_h)?,
+            tiles_w: u32_of(op, "tiles", self.tiles_w)?,
+            nt: u32_of(op, "tiles", nb * self.per_image)?,
+            n0: u32_of(op, "image", n0)?,
+            transposed: transposed as u32,
+            ..Default::default()
+        })
+    }
+}
+
+/// Images per pass of the weight gradient of phase `ph` (its transformed inputs and output gradients each
+/// fit one binding), or None when the phase does not run in the Winograd form.
+fn weight_grad_chunk(ctx: &Context, conv: &TiledConv<'_>, ph: &Phase) -> Option<usize> {
+    if !applies(conv, ph) || (conv.winograd == WinogradUse::Auto && gain(ph) < WEIGHT_GRAD_MIN_GAIN) {
+        return None;
+    }
+    let limit = ctx.max_binding_bytes();
+    let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    let geo = PhaseGeometry::new(conv, ph);
+    let (kprime, cout, cout4) = (geo.kprime, conv.out.channels, conv.w_cout4);
+    let image_bytes = (POINTS * geo.per_image * kprime.max(cout4 * 4) * 4) as u64;
+    let images = (limit / image_bytes.max(1)) as usize;
+    let fits = (POINTS * cout * kprime) as u64 * 4 <= limit && images > 0 && kprime <= max_groups && cout <= max_groups;
+    fits.then_some(images.min(conv.x.batch()))
+}
+
+/// Records `grad += d(loss)/dw` for the convolution `conv` (its forward description, with `conv.out` the
+/// output gradient dY before any activation; `grad` the packed weight gradient) in the Winograd form when
+/// every phase of it runs in that form ([`applies`], and the buffers fit); returns whether it did (else
+/// nothing is recorded).
+pub(crate) fn record_weight_grad(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, grad: &wgpu::Buffer) -> Result<bool> {
+    let phases: Vec<Phase> = conv.phases().into_iter().filter(|p| p.grid_h > 0 && p.grid_w > 0).collect();
+    let chunks: Vec<Option<usize>> = phases.iter().map(|ph| weight_grad_chunk(rec.context(), conv, ph)).collect();
+    if phases.is_empty() || chunks.iter().any(|c| c.is_none()) {
+        return Ok(false);
+    }
+    for (ph, chunk) in phases.iter().zip(chunks) {
+        record_weight_grad_phase(rec, conv, ph, grad, chunk.unwrap_or(1))?;
+    }
+    Ok(true)
+}
+
+fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Phase, grad: &wgpu::Buffer, chunk: usize) -> Result<()> {
+    let op = conv.op;
+    let ctx = rec.context();
+    let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    let geo = PhaseGeometry::new(conv, ph);
+    let (kprime, cout, cout4) = (geo.kprime, conv.out.channels, conv.w_cout4);
+    let batch = conv.x.batch();
+    let nt_max = chunk * geo.per_image;
+    let v = ctx.scratch("winograd inputs", [POINTS, nt_max, 1, kprime])?;
+    let dm = ctx.scratch("winograd products", [1, 1, 1, POINTS * nt_max * cout4 * 4])?;
+    let du = ctx.scratch("winograd weights", [POINTS, cout, 1, kprime])?;
+    let wparams = geo.weight_params(conv, ph)?;
+    let mut n0 = 0;
+    while n0 < batch {
+        let nb = chunk.min(batch - n0);
+        let nt = nb * geo.per_image;
+        let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
+        let iparams = geo.input_params(conv, ph, n0, nb, true)?;
+        let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
+        rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
+        let gparams = WinogradGradOutputParams {
+            cout: wparams.cout,
+            cout4: wparams.w_cout4,
+            nt: iparams.nt,
+            tiles_h: iparams.tiles_h,
+            tiles_w: iparams.tiles_w,
+            grid_h: u32_of(op, "grid_h", ph.grid_h)?,
+            grid_w: u32_of(op, "grid_w", ph.grid_w)?,
+            out_h: u32_of(op, "out_h", conv.out.height())?,
+            out_w: u32_of(op, "out_w", conv.out.width())?,
+            out_c_offset: u32_of(op, "out_c_offset", conv.out.c_offset)?,
+            out_c_total: u32_of(op, "out_c_total", conv.out.total_channels())?,
+            out_step: u32_of(op, "stride", ph.out_step)?,
+            phase_y: ph.phase_y as u32,
+            phase_x: ph.phase_x as u32,
+            n0: iparams.n0,
+            _pad0: 0,
+        };
+        let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
+        rec.dispatch(Kernel::WinogradGradOutput, &[], &gparams, &[conv.out.tensor.buffer(), dm.buffer()], groups)?;
+
+        // dU[comp] = dM[comp]^T V[comp]: tiles are the reduction ("input channels"), c' the "pixels".
+        let vx = v.view([POINTS, nt, 1, kprime]);
+        let duo = du.view([POINTS, cout, 1, kprime]);
+        let gemm = TiledConv {
+            op,
+            geometry: Geometry::Conv,
+            x: super::Slice::all(&vx),
+            w: dm.buffer(),
+            w_cout4: cout4,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+            pad: 0,
+            out: super::Slice::all(&duo),
+            bias: None,
+            dummy: conv.dummy,
+            leaky: None,
+            accumulate: false,
+            winograd: WinogradUse::Never,
+            batched: Some(Batched { comps: POINTS, x_stride: nt * kprime, out_stride: cout * kprime, w_stride: nt * cout4 }),
+        };
+        tiled_conv(rec, &gemm, None)?;
+        let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
+        rec.dispatch(Kernel::WinogradGradWeights, &[], &wparams, &[du.buffer(), grad], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
+        n0 += nb;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

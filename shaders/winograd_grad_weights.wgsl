@@ -1,0 +1,68 @@
+// winograd_grad_weights: dg = G^T dU G, the gradient of every virtual 3x3 kernel from the gradient dU of
+// its Winograd transform (the adjoint of winograd_weights' G g G^T), added into the packed weight
+// gradient at the original taps (virtual channel c' = (ci s + p) s + q, tap (a, b) -> (s a + p, s b + q),
+// kernel index k0 + kstep * tap; taps past the kernel are dropped).
+//
+//   du    [comp][co][c'] (the weight gradient's batched GEMM output).
+//   grad  packed [(ci * w_kh + ky) * w_kw + kx][w_cout4 * 4] (floats), += .
+// One invocation per (c', co).
+
+struct Params {
+    kprime: u32, cout: u32, w_cout4: u32, s: u32,
+    w_kh: u32, w_kw: u32, taps_h: u32, taps_w: u32,
+    ky0: u32, kx0: u32, kstep: i32, total: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> du: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+
+// G^T v for 6 values: the 3 kernel taps.
+fn gt3(v: array<f32, 6>) -> vec3<f32> {
+    return vec3<f32>(
+        0.25 * v[0] - (v[1] + v[2]) / 6.0 + (v[3] + v[4]) / 24.0,
+        (v[2] - v[1]) / 6.0 + (v[3] - v[4]) / 12.0,
+        (v[3] + v[4] - v[1] - v[2]) / 6.0 + v[5],
+    );
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    if (idx >= p.total) {
+        return;
+    }
+    let co = idx % p.cout;
+    let cp = idx / p.cout;
+    let ci = cp / (p.s * p.s);
+    let ph = cp % (p.s * p.s);
+    let py = ph / p.s;
+    let px = ph % p.s;
+    let stride = p.cout * p.kprime;
+    let base = co * p.kprime + cp;
+    // G^T along each of the 6 rows alpha: r[alpha] = the 3 columns b.
+    var r: array<vec3<f32>, 6>;
+    for (var a = 0u; a < 6u; a++) {
+        var v: array<f32, 6>;
+        for (var b = 0u; b < 6u; b++) {
+            v[b] = du[(a * 6u + b) * stride + base];
+        }
+        r[a] = gt3(v);
+    }
+    for (var b = 0u; b < 3u; b++) {
+        let tx = p.s * b + px;
+        if (tx >= p.taps_w) {
+            continue;
+        }
+        let col = gt3(array<f32, 6>(r[0][b], r[1][b], r[2][b], r[3][b], r[4][b], r[5][b]));
+        for (var a = 0u; a < 3u; a++) {
+            let ty = p.s * a + py;
+            if (ty < p.taps_h) {
+                let ky = u32(i32(p.ky0) + p.kstep * i32(ty));
+                let kx = u32(i32(p.kx0) + p.kstep * i32(tx));
+                let i = ((ci * p.w_kh + ky) * p.w_kw + kx) * p.w_cout4 * 4u + co;
+                grad[i] += col[a];
+            }
+        }
+    }
+}
