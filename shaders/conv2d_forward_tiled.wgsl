@@ -52,6 +52,10 @@ override TM4: u32 = 2u;
 // Output columns per invocation: 4 NQ, NQ in 1..4.
 override NQ: u32 = 1u;
 override WG: u32 = 64u;
+// Vector input loads: each lane reads its 4 NQ columns as NQ vec4 (1x1 kernels, stride 1, no padding,
+// rows and column blocks 4-aligned; the host checks: the Winograd GEMMs). A vec4 load costs llvmpipe
+// about as much as two scalar ones.
+override VX: bool = false;
 override KH: u32 = 3u;
 override KW: u32 = 3u;
 override S: u32 = 1u;
@@ -61,6 +65,8 @@ override S: u32 = 1u;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// The same buffer as `x`, for the vector loads of VX.
+@group(0) @binding(5) var<storage, read> x4: array<vec4<f32>>;
 
 // Input value at column ix of the row starting at `row`, zero outside the row or when the row is padding.
 fn xin(row: u32, ix: i32, row_ok: bool) -> f32 {
@@ -131,16 +137,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             // tap and channel.
             for (var r = 0u; r < min(S, KW); r++) {
                 let c = ix0 + i32(r);
-                var w0 = vec4<f32>(xin(row, c, row_ok), xin(row, c + s, row_ok), xin(row, c + 2 * s, row_ok), xin(row, c + 3 * s, row_ok));
-                var w1 = vec4<f32>(0.0); var w2 = vec4<f32>(0.0); var w3 = vec4<f32>(0.0);
-                if (NQ > 1u) { w1 = vec4<f32>(xin(row, c + 4 * s, row_ok), xin(row, c + 5 * s, row_ok), xin(row, c + 6 * s, row_ok), xin(row, c + 7 * s, row_ok)); }
-                if (NQ > 2u) { w2 = vec4<f32>(xin(row, c + 8 * s, row_ok), xin(row, c + 9 * s, row_ok), xin(row, c + 10 * s, row_ok), xin(row, c + 11 * s, row_ok)); }
-                if (NQ > 3u) { w3 = vec4<f32>(xin(row, c + 12 * s, row_ok), xin(row, c + 13 * s, row_ok), xin(row, c + 14 * s, row_ok), xin(row, c + 15 * s, row_ok)); }
-                var v0 = vec4<f32>(xin(row_b, c, row_ok), xin(row_b, c + s, row_ok), xin(row_b, c + 2 * s, row_ok), xin(row_b, c + 3 * s, row_ok));
-                var v1 = vec4<f32>(0.0); var v2 = vec4<f32>(0.0); var v3 = vec4<f32>(0.0);
-                if (NQ > 1u) { v1 = vec4<f32>(xin(row_b, c + 4 * s, row_ok), xin(row_b, c + 5 * s, row_ok), xin(row_b, c + 6 * s, row_ok), xin(row_b, c + 7 * s, row_ok)); }
-                if (NQ > 2u) { v2 = vec4<f32>(xin(row_b, c + 8 * s, row_ok), xin(row_b, c + 9 * s, row_ok), xin(row_b, c + 10 * s, row_ok), xin(row_b, c + 11 * s, row_ok)); }
-                if (NQ > 3u) { v3 = vec4<f32>(xin(row_b, c + 12 * s, row_ok), xin(row_b, c + 13 * s, row_ok), xin(row_b, c + 14 * s, row_ok), xin(row_b, c + 15 * s, row_ok)); }
+                var w0 = vec4<f32>(0.0); var w1 = vec4<f32>(0.0); var w2 = vec4<f32>(0.0); var w3 = vec4<f32>(0.0);
+                var v0 = vec4<f32>(0.0); var v1 = vec4<f32>(0.0); var v2 = vec4<f32>(0.0); var v3 = vec4<f32>(0.0);
+                if (VX) {
+                    let q = (row + u32(c)) / 4u;
+                    let q_b = (row_b + u32(c)) / 4u;
+                    w0 = x4[q]; v0 = x4[q_b];
+                    if (NQ > 1u) { w1 = x4[q + 1u]; v1 = x4[q_b + 1u]; }
+                    if (NQ > 2u) { w2 = x4[q + 2u]; v2 = x4[q_b + 2u]; }
+                    if (NQ > 3u) { w3 = x4[q + 3u]; v3 = x4[q_b + 3u]; }
+                } else {
+                    w0 = vec4<f32>(xin(row, c, row_ok), xin(row, c + s, row_ok), xin(row, c + 2 * s, row_ok), xin(row, c + 3 * s, row_ok));
+                    if (NQ > 1u) { w1 = vec4<f32>(xin(row, c + 4 * s, row_ok), xin(row, c + 5 * s, row_ok), xin(row, c + 6 * s, row_ok), xin(row, c + 7 * s, row_ok)); }
+                    if (NQ > 2u) { w2 = vec4<f32>(xin(row, c + 8 * s, row_ok), xin(row, c + 9 * s, row_ok), xin(row, c + 10 * s, row_ok), xin(row, c + 11 * s, row_ok)); }
+                    if (NQ > 3u) { w3 = vec4<f32>(xin(row, c + 12 * s, row_ok), xin(row, c + 13 * s, row_ok), xin(row, c + 14 * s, row_ok), xin(row, c + 15 * s, row_ok)); }
+                    v0 = vec4<f32>(xin(row_b, c, row_ok), xin(row_b, c + s, row_ok), xin(row_b, c + 2 * s, row_ok), xin(row_b, c + 3 * s, row_ok));
+                    if (NQ > 1u) { v1 = vec4<f32>(xin(row_b, c + 4 * s, row_ok), xin(row_b, c + 5 * s, row_ok), xin(row_b, c + 6 * s, row_ok), xin(row_b, c + 7 * s, row_ok)); }
+                    if (NQ > 2u) { v2 = vec4<f32>(xin(row_b, c + 8 * s, row_ok), xin(row_b, c + 9 * s, row_ok), xin(row_b, c + 10 * s, row_ok), xin(row_b, c + 11 * s, row_ok)); }
+                    if (NQ > 3u) { v3 = vec4<f32>(xin(row_b, c + 12 * s, row_ok), xin(row_b, c + 13 * s, row_ok), xin(row_b, c + 14 * s, row_ok), xin(row_b, c + 15 * s, row_ok)); }
+                }
                 var next = c + i32(tn) * s;
                 for (var tx = r; tx < KW; tx += S) {
                     let kx = u32(i32(p.w_kx0) + i32(tx) * p.w_kstep);
@@ -208,27 +223,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                         if (NQ > 2u) { a72 += outer(q7, w2) + outer(r7, v2); }
                         if (NQ > 3u) { a73 += outer(q7, w3) + outer(r7, v3); }
                     }
-                    // Slide the windows one pixel to the right.
-                    let fresh = xin(row, next, row_ok);
-                    let fresh_b = xin(row_b, next, row_ok);
-                    next += s;
-                    if (NQ == 1u) {
-                        w0 = vec4<f32>(w0.yzw, fresh);
-                    } else if (NQ == 2u) {
-                        w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, fresh);
-                    } else if (NQ == 3u) {
-                        w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, w2.x); w2 = vec4<f32>(w2.yzw, fresh);
-                    } else {
-                        w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, w2.x); w2 = vec4<f32>(w2.yzw, w3.x); w3 = vec4<f32>(w3.yzw, fresh);
-                    }
-                    if (NQ == 1u) {
-                        v0 = vec4<f32>(v0.yzw, fresh_b);
-                    } else if (NQ == 2u) {
-                        v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, fresh_b);
-                    } else if (NQ == 3u) {
-                        v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, v2.x); v2 = vec4<f32>(v2.yzw, fresh_b);
-                    } else {
-                        v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, v2.x); v2 = vec4<f32>(v2.yzw, v3.x); v3 = vec4<f32>(v3.yzw, fresh_b);
+                    // Slide the windows one pixel to the right (never needed when each r has one tap: 1x1).
+                    if (KW > S) {
+                        let fresh = xin(row, next, row_ok);
+                        let fresh_b = xin(row_b, next, row_ok);
+                        next += s;
+                        if (NQ == 1u) {
+                            w0 = vec4<f32>(w0.yzw, fresh);
+                        } else if (NQ == 2u) {
+                            w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, fresh);
+                        } else if (NQ == 3u) {
+                            w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, w2.x); w2 = vec4<f32>(w2.yzw, fresh);
+                        } else {
+                            w0 = vec4<f32>(w0.yzw, w1.x); w1 = vec4<f32>(w1.yzw, w2.x); w2 = vec4<f32>(w2.yzw, w3.x); w3 = vec4<f32>(w3.yzw, fresh);
+                        }
+                        if (NQ == 1u) {
+                            v0 = vec4<f32>(v0.yzw, fresh_b);
+                        } else if (NQ == 2u) {
+                            v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, fresh_b);
+                        } else if (NQ == 3u) {
+                            v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, v2.x); v2 = vec4<f32>(v2.yzw, fresh_b);
+                        } else {
+                            v0 = vec4<f32>(v0.yzw, v1.x); v1 = vec4<f32>(v1.yzw, v2.x); v2 = vec4<f32>(v2.yzw, v3.x); v3 = vec4<f32>(v3.yzw, fresh_b);
+                        }
                     }
                 }
             }

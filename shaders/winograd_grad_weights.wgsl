@@ -3,7 +3,7 @@
 // gradient at the original taps (virtual channel c' = (ci s + p) s + q, tap (a, b) -> (s a + p, s b + q),
 // kernel index k0 + kstep * tap; taps past the kernel are dropped).
 //
-//   du    [comp][co][c'] (the weight gradient's batched GEMM output).
+//   du    [comp][co][c'] (the weight gradient's batched GEMM output), rows of ld floats.
 //   grad  packed [(ci * w_kh + ky) * w_kw + kx][w_cout4 * 4] (floats), += .
 // One invocation per (c', co).
 
@@ -11,6 +11,7 @@ struct Params {
     kprime: u32, cout: u32, w_cout4: u32, s: u32,
     w_kh: u32, w_kw: u32, taps_h: u32, taps_w: u32,
     ky0: u32, kx0: u32, kstep: i32, total: u32,
+    ld: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -38,8 +39,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ph = cp % (p.s * p.s);
     let py = ph / p.s;
     let px = ph % p.s;
-    let stride = p.cout * p.kprime;
-    let base = co * p.kprime + cp;
+    let stride = p.cout * p.ld;
+    let base = co * p.ld + cp;
     // G^T along each of the 6 rows alpha: r[alpha] = the 3 columns b.
     var r: array<vec3<f32>, 6>;
     for (var a = 0u; a < 6u; a++) {

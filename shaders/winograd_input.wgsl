@@ -7,14 +7,15 @@
 //
 //   x  [N, in_c_total, in_h, in_w]; channels in_c_offset .. in_c_offset + cin.
 //   v  [comp][c'][t] with t = (n - n0) * tiles_h * tiles_w + ty * tiles_w + tx over images n0 .. n0 + nt / T
-//      (the forward GEMM's input), or [comp][t][c'] when `transposed` (the weight gradient's).
+//      (the forward GEMM's input), or [comp][t][c'] when `transposed` (the weight gradient's); rows of
+//      ld >= nt (or >= kprime) floats, padded so that the GEMM may load them as vec4.
 // Grid: x * 64 >= nt (split over z past the per-dimension limit), y = c'.
 
 struct Params {
     cin: u32, in_c_offset: u32, in_c_total: u32, in_h: u32,
     in_w: u32, s: u32, pad_y: i32, pad_x: i32,
     kprime: u32, tiles_h: u32, tiles_w: u32, nt: u32,
-    n0: u32, transposed: u32, _pad1: u32, _pad2: u32,
+    n0: u32, transposed: u32, ld: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,8 +68,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         }
         cols[j] = bt6(d);
     }
-    let stride = p.kprime * p.nt;
-    let base = select(cp * p.nt + t_all, t_all * p.kprime + cp, p.transposed != 0u);
+    let stride = select(p.kprime, p.nt, p.transposed != 0u) * p.ld;
+    let base = select(cp * p.ld + t_all, t_all * p.ld + cp, p.transposed != 0u);
     for (var i = 0u; i < 6u; i++) {
         let row = bt6(array<f32, 6>(cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]));
         for (var j = 0u; j < 6u; j++) {

@@ -1,7 +1,7 @@
 // winograd_output: Y = A^T m A, the inverse Winograd F(4x4, 3x3) transform of the batched GEMM's
 // products, with the convolution epilogue (bias, LeakyReLU, optional accumulation) and output bounds.
 //
-//   m    [comp][co][t] (the GEMM's output: comp = 6 i + j, t as in winograd_input.wgsl).
+//   m    [comp][co][t] (the GEMM's output: comp = 6 i + j, t as in winograd_input.wgsl), rows of ld floats.
 //   out  [N, out_c_total, out_h, out_w]; the op writes channels out_c_offset .. out_c_offset + cout, at
 //        the grid_h x grid_w pixels (qy out_step + phase_y, qx out_step + phase_x) of one stride phase
 //        (out_step = 1, phase 0: a plain convolution).
@@ -13,7 +13,7 @@ struct Params {
     out_h: u32, out_w: u32, out_c_offset: u32, out_c_total: u32,
     n0: u32, has_bias: u32, leaky: u32, slope: f32,
     accumulate: u32, grid_h: u32, grid_w: u32, out_step: u32,
-    phase_y: u32, phase_x: u32, _pad0: u32, _pad1: u32,
+    phase_y: u32, phase_x: u32, ld: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,8 +42,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let t = t_all % per_image;
     let oy0 = (t / p.tiles_w) * 4u;
     let ox0 = (t % p.tiles_w) * 4u;
-    let stride = p.cout * p.nt;
-    let base = co * p.nt + t_all;
+    let stride = p.cout * p.ld;
+    let base = co * p.ld + t_all;
     // A^T down each of the 6 columns: rows[j] holds the 4 output rows of column j.
     var rows: array<vec4<f32>, 6>;
     for (var j = 0u; j < 6u; j++) {

@@ -14,6 +14,8 @@ struct Params {
     kprime: u32, cout: u32, w_cout4: u32, s: u32,
     w_kh: u32, w_kw: u32, taps_h: u32, taps_w: u32,
     ky0: u32, kx0: u32, kstep: i32, total: u32,
+    // The row length of winograd_grad_weights, which shares this struct; unused here.
+    ld: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

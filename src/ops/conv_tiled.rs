@@ -372,6 +372,16 @@ impl TiledConv<'_> {
                 u32_of(op, "workgroups", comps * self.out.channels.div_ceil(tile.tm as usize))?,
                 u32_of(op, "workgroups", gz)?,
             ];
+            // Vector input loads where every lane's columns are 4 consecutive, 4-aligned floats of one row.
+            let vx = ph.taps_h == 1
+                && ph.taps_w == 1
+                && ph.in_stride == 1
+                && ph.pad_y == 0
+                && ph.pad_x == 0
+                && ph.out_step == 1
+                && ph.grid_w == self.x.width()
+                && self.x.width() % 4 == 0
+                && bt.x_stride % 4 == 0;
             let constants = [
                 ("TM4", (tile.tm / 4) as f64),
                 ("NQ", (tile.tn / 4) as f64),
@@ -379,9 +389,11 @@ impl TiledConv<'_> {
                 ("KH", ph.taps_h as f64),
                 ("KW", ph.taps_w as f64),
                 ("S", ph.in_stride as f64),
+                ("VX", vx as u32 as f64),
             ];
             let bias = self.bias.unwrap_or(self.dummy);
-            rec.dispatch(Kernel::Conv2dForwardTiled, &constants, &params, &[self.x.tensor.buffer(), self.w, bias, self.out.tensor.buffer()], groups)?;
+            let x = self.x.tensor.buffer();
+            rec.dispatch(Kernel::Conv2dForwardTiled, &constants, &params, &[x, self.w, bias, self.out.tensor.buffer(), x], groups)?;
         }
         Ok(())
     }

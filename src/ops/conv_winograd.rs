@@ -84,6 +84,11 @@ pub struct WinogradWeightParams {
     pub kx0: u32,
     pub kstep: i32,
     pub total: u32,
+    /// Row length of dU (`winograd_grad_weights` only).
+    pub ld: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// The WGSL `Params` twin of `winograd_input`.
@@ -104,7 +109,8 @@ pub struct WinogradInputParams {
     pub nt: u32,
     pub n0: u32,
     pub transposed: u32,
-    pub _pad1: u32,
+    /// Row length of V: >= nt, or >= kprime when transposed.
+    pub ld: u32,
     pub _pad2: u32,
 }
 
@@ -152,7 +158,8 @@ pub struct WinogradOutputParams {
     pub out_step: u32,
     pub phase_y: u32,
     pub phase_x: u32,
-    pub _pad0: u32,
+    /// Row length of M (>= nt).
+    pub ld: u32,
     pub _pad1: u32,
 }
 
@@ -205,17 +212,19 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
     let (kprime, cout) = (geo.kprime, conv.out.channels);
     let u_floats = POINTS * kprime * conv.w_cout4 * 4;
     // Images per pass: the transformed inputs and the products of a pass each fit one binding.
-    let image_bytes = (POINTS * geo.per_image * kprime.max(cout) * 4) as u64;
-    let images = (limit / image_bytes.max(1)) as usize;
+    // V and M have rows of up to 3 padding floats.
+    let rows_fit = limit / (POINTS * kprime.max(cout) * 4) as u64;
+    let images = rows_fit.saturating_sub(3) as usize / geo.per_image;
     if u_floats as u64 * 4 > limit || images == 0 || kprime > max_groups || cout > max_groups {
         return Ok(false);
     }
     let batch = conv.x.batch();
     let chunk = images.min(batch);
-    let nt_max = chunk * geo.per_image;
+    // Rows of V and M padded to whole vec4 (the GEMM then loads its inputs as vec4).
+    let ld_max = (chunk * geo.per_image).next_multiple_of(4);
     let u = ctx.scratch("winograd weights", [1, 1, 1, u_floats])?;
-    let v = ctx.scratch("winograd inputs", [POINTS, kprime, 1, nt_max])?;
-    let m = ctx.scratch("winograd products", [POINTS, cout, 1, nt_max])?;
+    let v = ctx.scratch("winograd inputs", [POINTS, kprime, 1, ld_max])?;
+    let m = ctx.scratch("winograd products", [POINTS, cout, 1, ld_max])?;
 
     let wparams = geo.weight_params(conv, ph)?;
     let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
@@ -225,14 +234,15 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
     while n0 < batch {
         let nb = chunk.min(batch - n0);
         let nt = nb * geo.per_image;
+        let ld = nt.next_multiple_of(4);
         let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
-        let iparams = geo.input_params(conv, ph, n0, nb, false)?;
+        let iparams = geo.input_params(conv, ph, n0, nb, false, ld)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
         rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
 
         // The 36 products as one batched 1x1 convolution over the tiles.
-        let vx = v.view([POINTS, kprime, 1, nt]);
-        let mo = m.view([POINTS, cout, 1, nt]);
+        let vx = v.view([POINTS, kprime, 1, ld]);
+        let mo = m.view([POINTS, cout, 1, ld]);
         let gemm = TiledConv {
             op,
             geometry: Geometry::Conv,
@@ -249,7 +259,7 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
             leaky: None,
             accumulate: false,
             winograd: WinogradUse::Never,
-            batched: Some(Batched { comps: POINTS, x_stride: kprime * nt, out_stride: cout * nt, w_stride: kprime * conv.w_cout4 }),
+            batched: Some(Batched { comps: POINTS, x_stride: kprime * ld, out_stride: cout * ld, w_stride: kprime * conv.w_cout4 }),
         };
         tiled_conv(rec, &gemm, None)?;
 
@@ -272,6 +282,7 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
             out_step: u32_of(op, "stride", ph.out_step)?,
             phase_y: ph.phase_y as u32,
             phase_x: ph.phase_x as u32,
+            ld: u32_of(op, "row length", ld)?,
             ..Default::default()
         };
         let bias = conv.bias.unwrap_or(conv.dummy);
@@ -315,11 +326,12 @@ impl PhaseGeometry {
             kx0: u32_of(op, "kx0", ph.kx0)?,
             kstep: ph.kstep as i32,
             total: u32_of(op, "weights", self.kprime * cout)?,
+            ..Default::default()
         })
     }
 
     /// The `winograd_input` parameters for images n0 .. n0 + nb.
-    fn input_params(&self, conv: &TiledConv<'_>, ph: &Phase, n0: usize, nb: usize, transposed: bool) -> Result<WinogradInputParams> {
+    fn input_params(&self, conv: &TiledConv<'_>, ph: &Phase, n0: usize, nb: usize, transposed: bool, ld: usize) -> Result<WinogradInputParams> {
         let op = conv.op;
         let i32_of = |what: &str, v: i64| i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") });
         Ok(WinogradInputParams {
@@ -337,6 +349,7 @@ impl PhaseGeometry {
             nt: u32_of(op, "tiles", nb * self.per_image)?,
             n0: u32_of(op, "image", n0)?,
             transposed: transposed as u32,
+            ld: u32_of(op, "row length", ld)?,
             ..Default::default()
         })
     }
@@ -352,9 +365,10 @@ fn weight_grad_chunk(ctx: &Context, conv: &TiledConv<'_>, ph: &Phase) -> Option<
     let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
     let geo = PhaseGeometry::new(conv, ph);
     let (kprime, cout, cout4) = (geo.kprime, conv.out.channels, conv.w_cout4);
-    let image_bytes = (POINTS * geo.per_image * kprime.max(cout4 * 4) * 4) as u64;
+    let ld = kprime.next_multiple_of(4);
+    let image_bytes = (POINTS * geo.per_image * ld.max(cout4 * 4) * 4) as u64;
     let images = (limit / image_bytes.max(1)) as usize;
-    let fits = (POINTS * cout * kprime) as u64 * 4 <= limit && images > 0 && kprime <= max_groups && cout <= max_groups;
+    let fits = (POINTS * cout * ld) as u64 * 4 <= limit && images > 0 && kprime <= max_groups && cout <= max_groups;
     fits.then_some(images.min(conv.x.batch()))
 }
 
@@ -382,16 +396,18 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
     let (kprime, cout, cout4) = (geo.kprime, conv.out.channels, conv.w_cout4);
     let batch = conv.x.batch();
     let nt_max = chunk * geo.per_image;
-    let v = ctx.scratch("winograd inputs", [POINTS, nt_max, 1, kprime])?;
+    // Rows of V^T and dU padded to whole vec4 (the GEMM then loads its inputs as vec4).
+    let ld = kprime.next_multiple_of(4);
+    let v = ctx.scratch("winograd inputs", [POINTS, nt_max, 1, ld])?;
     let dm = ctx.scratch("winograd products", [1, 1, 1, POINTS * nt_max * cout4 * 4])?;
-    let du = ctx.scratch("winograd weights", [POINTS, cout, 1, kprime])?;
-    let wparams = geo.weight_params(conv, ph)?;
+    let du = ctx.scratch("winograd weights", [POINTS, cout, 1, ld])?;
+    let wparams = WinogradWeightParams { ld: u32_of(op, "row length", ld)?, ..geo.weight_params(conv, ph)? };
     let mut n0 = 0;
     while n0 < batch {
         let nb = chunk.min(batch - n0);
         let nt = nb * geo.per_image;
         let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
-        let iparams = geo.input_params(conv, ph, n0, nb, true)?;
+        let iparams = geo.input_params(conv, ph, n0, nb, true, ld)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
         rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
         let gparams = WinogradGradOutputParams {
@@ -416,8 +432,8 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
         rec.dispatch(Kernel::WinogradGradOutput, &[], &gparams, &[conv.out.tensor.buffer(), dm.buffer()], groups)?;
 
         // dU[comp] = dM[comp]^T V[comp]: tiles are the reduction ("input channels"), c' the "pixels".
-        let vx = v.view([POINTS, nt, 1, kprime]);
-        let duo = du.view([POINTS, cout, 1, kprime]);
+        let vx = v.view([POINTS, nt, 1, ld]);
+        let duo = du.view([POINTS, cout, 1, ld]);
         let gemm = TiledConv {
             op,
             geometry: Geometry::Conv,
@@ -434,7 +450,7 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
             leaky: None,
             accumulate: false,
             winograd: WinogradUse::Never,
-            batched: Some(Batched { comps: POINTS, x_stride: nt * kprime, out_stride: cout * kprime, w_stride: nt * cout4 }),
+            batched: Some(Batched { comps: POINTS, x_stride: nt * ld, out_stride: cout * ld, w_stride: nt * cout4 }),
         };
         tiled_conv(rec, &gemm, None)?;
         let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
