@@ -144,6 +144,7 @@ fn tiled_forward_matches_cpu_on_flownet_and_odd_shapes() {
         conv(1, 9, 12, 3, 19, 17, spec(2, 1, Some(0.1))),  // conv3: k3 s2
         conv(2, 7, 10, 3, 11, 21, spec(1, 1, None)),       // conv3_1 / predict_flow: k3 s1
         conv(1, 11, 6, 1, 9, 13, spec(1, 0, Some(0.2))),   // k1 (conv_redir)
+        conv(2, 7, 9, 1, 5, 16, spec(1, 0, Some(0.1))),    // k1, width a multiple of 4: vec4 input loads
         conv(1, 4, 5, 3, 10, 11, spec(3, 0, None)),        // stride 3, no padding
         conv(1, 3, 9, 3, 70, 90, spec(1, 1, None)),        // many workgroups
         conv(5, 7, 9, 3, 3, 4, spec(1, 1, Some(0.1))),     // tiny images, batch 5: workgroups span images
