@@ -393,7 +393,9 @@ impl TiledConv<'_> {
             ];
             let bias = self.bias.unwrap_or(self.dummy);
             let x = self.x.tensor.buffer();
-            rec.dispatch(Kernel::Conv2dForwardTiled, &constants, &params, &[x, self.w, bias, self.out.tensor.buffer(), x], groups)?;
+            // The vec4 view needs at least one vec4: without VX bind the (vec4) weights there instead.
+            let x4 = if vx { x } else { self.w };
+            rec.dispatch(Kernel::Conv2dForwardTiled, &constants, &params, &[x, self.w, bias, self.out.tensor.buffer(), x4], groups)?;
         }
         Ok(())
     }
