@@ -1,5 +1,6 @@
 // winograd_grad_output: dM = A dY A^T, the gradient of the Winograd products M from the gradient dY of one
-// output tile (the adjoint of winograd_output's A^T M A), for the weight gradient's batched GEMM.
+// output tile (the adjoint of winograd_output's A^T M A, F(4x4, R x R), A = R + 3 points), for the weight
+// gradient's batched GEMM.
 //
 //   dy  [N, out_c_total, out_h, out_w]: the layer output's gradient (before any activation), channels
 //       out_c_offset .. out_c_offset + cout, read at the grid_h x grid_w pixels
@@ -14,12 +15,24 @@ struct Params {
     phase_y: u32, phase_x: u32, n0: u32, _pad0: u32,
 }
 
+override R: u32 = 3u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dm: array<f32>;
 
-// A r for 4 values (A = the transpose of winograd_output's A^T): the 6 points.
+// A r for 4 values (A = the transpose of winograd_output's A^T): the A points.
 fn a6(r: vec4<f32>) -> array<f32, 6> {
+    if (R == 2u) {
+        return array<f32, 6>(
+            r.x,
+            r.x + r.y + r.z + r.w,
+            r.x - r.y + r.z - r.w,
+            r.x + 2.0 * r.y + 4.0 * r.z + 8.0 * r.w,
+            r.w,
+            0.0,
+        );
+    }
     return array<f32, 6>(
         r.x,
         r.x + r.y + r.z + r.w,
@@ -61,10 +74,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let stride = p.nt * p.cout4 * 4u;
     let base = t_all * p.cout4 * 4u + co;
-    for (var b = 0u; b < 6u; b++) {
+    let alpha = R + 3u;
+    for (var b = 0u; b < alpha; b++) {
         let col = a6(vec4<f32>(rows[0][b], rows[1][b], rows[2][b], rows[3][b]));
-        for (var a = 0u; a < 6u; a++) {
-            dm[(a * 6u + b) * stride + base] = col[a];
+        for (var a = 0u; a < alpha; a++) {
+            dm[(a * alpha + b) * stride + base] = col[a];
         }
     }
 }

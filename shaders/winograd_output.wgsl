@@ -1,7 +1,7 @@
-// winograd_output: Y = A^T m A, the inverse Winograd F(4x4, 3x3) transform of the batched GEMM's
-// products, with the convolution epilogue (bias, LeakyReLU, optional accumulation) and output bounds.
+// winograd_output: Y = A^T m A, the inverse Winograd F(4x4, R x R) transform (A = R + 3 points) of the
+// batched GEMM's products, with the convolution epilogue (bias, LeakyReLU, optional accumulation) and output bounds.
 //
-//   m    [comp][co][t] (the GEMM's output: comp = 6 i + j, t as in winograd_input.wgsl), rows of ld floats.
+//   m    [comp][co][t] (the GEMM's output: comp = A i + j, t as in winograd_input.wgsl), rows of ld floats.
 //   out  [N, out_c_total, out_h, out_w]; the op writes channels out_c_offset .. out_c_offset + cout, at
 //        the grid_h x grid_w pixels (qy out_step + phase_y, qx out_step + phase_x) of one stride phase
 //        (out_step = 1, phase 0: a plain convolution).
@@ -16,13 +16,21 @@ struct Params {
     phase_y: u32, phase_x: u32, ld: u32, _pad1: u32,
 }
 
+override R: u32 = 3u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> m: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-// A^T over 6 values: A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+// A^T over A values. R = 3: A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1];
+// R = 2: A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1].
 fn at4(r: array<f32, 6>) -> vec4<f32> {
+    if (R == 2u) {
+        let s12 = r[1] + r[2];
+        let d12 = r[1] - r[2];
+        return vec4<f32>(r[0] + s12 + r[3], d12 + 2.0 * r[3], s12 + 4.0 * r[3], d12 + 8.0 * r[3] + r[4]);
+    }
     let s12 = r[1] + r[2];
     let d12 = r[1] - r[2];
     let s34 = r[3] + r[4];
@@ -44,12 +52,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ox0 = (t % p.tiles_w) * 4u;
     let stride = p.cout * p.ld;
     let base = co * p.ld + t_all;
-    // A^T down each of the 6 columns: rows[j] holds the 4 output rows of column j.
+    let alpha = R + 3u;
+    // A^T down each of the A columns: rows[j] holds the 4 output rows of column j.
     var rows: array<vec4<f32>, 6>;
-    for (var j = 0u; j < 6u; j++) {
+    for (var j = 0u; j < alpha; j++) {
         var r: array<f32, 6>;
-        for (var i = 0u; i < 6u; i++) {
-            r[i] = m[(i * 6u + j) * stride + base];
+        for (var i = 0u; i < alpha; i++) {
+            r[i] = m[(i * alpha + j) * stride + base];
         }
         rows[j] = at4(r);
     }

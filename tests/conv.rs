@@ -208,10 +208,10 @@ fn tuned_and_direct_match_cpu() {
     assert!(conv_forward(&mut rec, x.slice_all(), &w, spec(1, 1, None), y.slice_all()).is_err());
 }
 
-/// The Winograd form on the layers it takes (3x3 stride 1; 5x5 and 6x6 stride 2 through their input
-/// phases; a 3x3 stride-1 transposed conv, whose taps are flipped) agrees with the reference, with partial
-/// tiles, batches, channel slices, every padding; a layer it does not take (7x7 stride 2) still runs, on
-/// the tiled kernel. The transforms lose about a decimal digit against the direct sum, hence an absolute
+/// The Winograd form on the layers it takes (F(4x4, 3x3): 3x3 stride 1, 5x5 and 6x6 stride 2 through
+/// their input phases, a 3x3 stride-1 transposed conv, whose taps are flipped; F(4x4, 2x2): 3x3 and 4x4
+/// stride 2, the 2x2 phases of deconvolutions) agrees with the reference, with partial tiles, batches,
+/// channel slices, every padding; a layer it does not take (7x7 stride 2) still runs, on the tiled kernel. The transforms lose about a decimal digit against the direct sum, hence an absolute
 /// tolerance relative to the largest output.
 #[test]
 fn winograd_forward_matches_cpu() {
@@ -227,7 +227,7 @@ fn winograd_forward_matches_cpu() {
         deconv(1, 5, 7, 3, 8, 7, spec(1, 1, None), None), // transposed 3x3 stride 1: flipped taps
         conv(1, 150, 40, 3, 13, 17, spec(1, 1, None)),    // a long reduction (1350 terms)
         conv(1, 6, 7, 4, 18, 14, spec(2, 1, None)),       // 4x4 stride 2 (a deconv's input gradient)
-        conv(1, 9, 12, 3, 19, 17, spec(2, 1, Some(0.1))), // 3x3 stride 2: no gain, tiled kernel
+        conv(1, 9, 12, 3, 19, 17, spec(2, 1, Some(0.1))), // 3x3 stride 2: F(4x4, 2x2) over input phases
         deconv(1, 10, 6, 4, 7, 9, spec(2, 1, Some(0.1)), None), // FlowNet deconv: four 2x2 phases
         deconv(2, 3, 2, 4, 6, 5, spec(2, 1, None), Some((11, 9))), // upflow: cropped, cout 2
         deconv(1, 4, 5, 3, 5, 6, spec(2, 0, Some(0.3)), None), // phases of 2x2 (Winograd), 2x1, 1x1 (tiled)
@@ -460,6 +460,9 @@ fn conv2d_backward_matches_cpu() {
     check_backward(ctx, 608, conv(1, 6, 5, 3, 9, 14, spec(1, 1, None)), ConvAlgo::Winograd, false);
     // 5x5 stride 2: the input gradient's four phases (3x3, 3x2, 2x3, 2x2 taps) in the Winograd form.
     check_backward(ctx, 609, conv(2, 5, 7, 5, 13, 11, spec(2, 2, None)), ConvAlgo::Winograd, true);
+    // 3x3 stride 2: weights in F(4x4, 2x2) over the input phases, input gradient phases of 2x2 (Winograd)
+    // and 2x1, 1x1 taps (tiled).
+    check_backward(ctx, 610, conv(1, 6, 9, 3, 17, 14, spec(2, 1, None)), ConvAlgo::Winograd, false);
 }
 
 #[test]

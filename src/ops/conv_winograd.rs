@@ -1,19 +1,21 @@
-//! Winograd F(4x4, 3x3) convolution: the 3x3 stride-1 layers, the 5x5 (or 4x4, 6x6) stride-2 layers
-//! rewritten as 3x3 convolutions over their four input phases, and the output phases of transposed
-//! convolutions (FlowNet's 4x4 stride-2 deconvolutions: 2x2 taps per phase; the input gradients of the
-//! stride-2 layers), a kernel smaller than 3x3 being padded with zero taps. Multiplications per output
-//! and input channel: 36 / 16 s^2 instead of the real taps, i.e. 4x fewer for 3x3, 2.8x for 5x5 stride 2,
-//! 1.8x for 2x2 phases; phases that would gain less than [`MIN_GAIN`] keep the direct kernel.
+//! Winograd convolution, F(4x4, 3x3) and F(4x4, 2x2): the 3x3 stride-1 layers, the stride-2 layers
+//! rewritten as stride-1 convolutions over their four input phases (5x5 and 6x6 kernels: 3x3 virtual
+//! kernels; 3x3 and 4x4: 2x2), and the output phases of transposed convolutions (FlowNet's 4x4 stride-2
+//! deconvolutions: 2x2 taps per phase; the input gradients of the stride-2 layers), smaller kernels being
+//! padded with zero taps. Multiplications per output and input channel: A^2 / 16 s^2 (A = 6 or 5
+//! transform points per dimension) instead of the real taps: 4x fewer for 3x3, 2.8x for 5x5 stride 2,
+//! 2.6x for a 2x2 phase, 1.44x for 3x3 stride 2; phases gaining less than [`MIN_GAIN`] keep the tiled
+//! kernel.
 //!
 //! The direct tiled kernel (`conv2d_forward_tiled`) is held back on software rasterisers by what each
 //! multiply-add costs around it (loads, spilled accumulators), not by the multiply-adds themselves; the
 //! Winograd form removes three quarters of them and turns the rest into one batched GEMM that the same
 //! kernel runs as a 1x1 convolution. Per layer, four dispatches:
-//! 1. `winograd_weights`: U = G g G^T for every (virtual input channel, output channel): [36][K'][cout].
+//! 1. `winograd_weights`: U = G g G^T for every (virtual input channel, output channel): [A^2][K'][cout].
 //!    Recomputed at every call (the optimizer moves the weights; it costs a small fraction of the GEMM).
-//! 2. `winograd_input`: V = B^T d B for every 6x6 input patch of every 4x4 output tile: [36][K'][tiles].
-//! 3. `conv2d_forward_tiled` as 36 independent 1x1 convolutions (one per transform point): M = U V,
-//!    [36][cout][tiles] (register blocks tuned per shape class like any convolution).
+//! 2. `winograd_input`: V = B^T d B for every A x A input patch of every 4x4 output tile: [A^2][K'][tiles].
+//! 3. `conv2d_forward_tiled` as A^2 independent 1x1 convolutions (one per transform point): M = U V,
+//!    [A^2][cout][tiles] (register blocks tuned per shape class like any convolution).
 //! 4. `winograd_output`: Y = A^T M A per tile, with the layer's epilogue (bias, LeakyReLU, accumulation)
 //!    written straight into the output slice.
 //!
@@ -31,10 +33,13 @@
 //! The transforms are in f32; F(4x4, 3x3) loses about one decimal digit against the direct sum (the
 //! tests bound it, and the FlowNet fixtures still pass at their tolerances).
 //!
-//! The matrices (Lavin and Gray, points 0, 1, -1, 2, -2, infinity):
+//! The matrices (Toom-Cook; F(4x4, 3x3) as in Lavin and Gray, points 0, 1, -1, 2, -2, infinity):
 //! B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
 //! G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
 //! A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+//! F(4x4, 2x2), points 0, 1, -1, 2, infinity (derived the same way; the unit test checks both):
+//! B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1],
+//! G = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1], A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1].
 
 use super::conv_tiled::{tiled_conv, Batched, Geometry, Phase, TiledConv};
 use super::{split_groups, u32_of};
@@ -54,18 +59,28 @@ pub enum WinogradUse {
 
 /// Output tile side and transform size of F(4x4, 3x3).
 const TILE: usize = 4;
-const ALPHA: usize = 6;
-const POINTS: usize = ALPHA * ALPHA;
+
+/// Kernel taps per dimension of the virtual convolution of phase `ph` (3: F(4x4, 3x3); 2: F(4x4, 2x2),
+/// for 2x2 virtual kernels: 25 points instead of 36), and its number of transform points.
+fn taps_and_points(ph: &Phase) -> (usize, usize) {
+    let s = ph.in_stride.max(1);
+    let r = if ph.taps_h.div_ceil(s) <= 2 && ph.taps_w.div_ceil(s) <= 2 { 2 } else { 3 };
+    (r, (r + TILE - 1) * (r + TILE - 1))
+}
 /// Convolutions below this many (direct) FLOPs keep the direct kernel under [`WinogradUse::Auto`]: four
 /// dispatches and their pipelines cost more than they can save.
 pub const AUTO_MIN_FLOPS: f64 = 1e8;
 /// ... and so do layers with fewer 4x4 output tiles than this (the GEMM's columns, all images).
 pub const AUTO_MIN_TILES: usize = 16;
-/// A phase runs in the Winograd form only if it does at least this many times fewer multiplications.
-pub const MIN_GAIN: f64 = 1.5;
-/// ... and its weight gradient, under [`WinogradUse::Auto`], only at this gain: each phase transforms the
-/// whole input again, so the four 2x2 phases of a deconvolution (1.8x) measured no faster than the
-/// tiled kernel (FlowNet deconv3, batch 8: 489 vs 508 ms), while 3x3 stride 1 (4x) ran 3x faster.
+/// A phase runs in the Winograd form only if it does at least this many times fewer multiplications:
+/// 1.4 takes 3x3 stride-2 layers (a 2x2 virtual kernel over four input phases, 1.44x), whose direct
+/// form is the tiled kernel's worst case (5.7 loads per tap): FlowNet conv4 / conv5 at batch 8 ran 626 ->
+/// 280 and 281 -> 124 ms.
+pub const MIN_GAIN: f64 = 1.4;
+/// ... and its weight gradient, under [`WinogradUse::Auto`], only at this gain: the weight gradient's GEMM
+/// reduces over the tiles and writes A^2 / R^2 times the kernel's size, which did not pay at low gains
+/// (3x3 stride 2, 1.44x: conv5 at batch 8 218 -> 260 ms; the deconvolutions' 2x2 phases padded to 3x3,
+/// 1.8x: no faster), while 3x3 stride 1 (4x) ran 3x faster and 2x2 phases in F(4x4, 2x2) (2.56x) 1.5x.
 pub const WEIGHT_GRAD_MIN_GAIN: f64 = 2.5;
 
 /// The WGSL `Params` twin of `winograd_weights`.
@@ -172,10 +187,11 @@ pub(crate) fn qualifies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
 }
 
 /// How many times fewer multiplications phase `ph` does in the Winograd form: its real taps against
-/// 36 / 16 per output and virtual input channel (s^2 of them per input channel).
+/// A^2 / 16 per output and virtual input channel (s^2 of them per input channel).
 fn gain(ph: &Phase) -> f64 {
     let s = ph.in_stride;
-    (ph.taps_h * ph.taps_w) as f64 / (POINTS as f64 / (TILE * TILE) as f64 * (s * s) as f64)
+    let points = taps_and_points(ph).1;
+    (ph.taps_h * ph.taps_w) as f64 / (points as f64 / (TILE * TILE) as f64 * (s * s) as f64)
 }
 
 /// Whether [`record_phase`] runs phase `ph` of `conv` in the Winograd form (where every buffer fits).
@@ -210,10 +226,11 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
     let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
     let geo = PhaseGeometry::new(conv, ph);
     let (kprime, cout) = (geo.kprime, conv.out.channels);
-    let u_floats = POINTS * kprime * conv.w_cout4 * 4;
+    let points = geo.points;
+    let u_floats = points * kprime * conv.w_cout4 * 4;
     // Images per pass: the transformed inputs and the products of a pass each fit one binding.
     // V and M have rows of up to 3 padding floats.
-    let rows_fit = limit / (POINTS * kprime.max(cout) * 4) as u64;
+    let rows_fit = limit / (points * kprime.max(cout) * 4) as u64;
     let images = rows_fit.saturating_sub(3) as usize / geo.per_image;
     if u_floats as u64 * 4 > limit || images == 0 || kprime > max_groups || cout > max_groups {
         return Ok(false);
@@ -223,12 +240,13 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
     // Rows of V and M padded to whole vec4 (the GEMM then loads its inputs as vec4).
     let ld_max = (chunk * geo.per_image).next_multiple_of(4);
     let u = ctx.scratch("winograd weights", [1, 1, 1, u_floats])?;
-    let v = ctx.scratch("winograd inputs", [POINTS, kprime, 1, ld_max])?;
-    let m = ctx.scratch("winograd products", [POINTS, cout, 1, ld_max])?;
+    let v = ctx.scratch("winograd inputs", [points, kprime, 1, ld_max])?;
+    let m = ctx.scratch("winograd products", [points, cout, 1, ld_max])?;
 
     let wparams = geo.weight_params(conv, ph)?;
+    let constants = [("R", geo.r as f64)];
     let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
-    rec.dispatch(Kernel::WinogradWeights, &[], &wparams, &[conv.w, u.buffer()], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
+    rec.dispatch(Kernel::WinogradWeights, &constants, &wparams, &[conv.w, u.buffer()], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
 
     let mut n0 = 0;
     while n0 < batch {
@@ -238,11 +256,11 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
         let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
         let iparams = geo.input_params(conv, ph, n0, nb, false, ld)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
-        rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
+        rec.dispatch(Kernel::WinogradInput, &constants, &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
 
-        // The 36 products as one batched 1x1 convolution over the tiles.
-        let vx = v.view([POINTS, kprime, 1, ld]);
-        let mo = m.view([POINTS, cout, 1, ld]);
+        // The A^2 products as one batched 1x1 convolution over the tiles.
+        let vx = v.view([points, kprime, 1, ld]);
+        let mo = m.view([points, cout, 1, ld]);
         let gemm = TiledConv {
             op,
             geometry: Geometry::Conv,
@@ -259,7 +277,7 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
             leaky: None,
             accumulate: false,
             winograd: WinogradUse::Never,
-            batched: Some(Batched { comps: POINTS, x_stride: kprime * ld, out_stride: cout * ld, w_stride: kprime * conv.w_cout4 }),
+            batched: Some(Batched { comps: points, x_stride: kprime * ld, out_stride: cout * ld, w_stride: kprime * conv.w_cout4 }),
         };
         tiled_conv(rec, &gemm, None)?;
 
@@ -287,7 +305,7 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
         };
         let bias = conv.bias.unwrap_or(conv.dummy);
         let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
-        rec.dispatch(Kernel::WinogradOutput, &[], &oparams, &[m.buffer(), bias, conv.out.tensor.buffer()], groups)?;
+        rec.dispatch(Kernel::WinogradOutput, &constants, &oparams, &[m.buffer(), bias, conv.out.tensor.buffer()], groups)?;
         n0 += nb;
     }
     Ok(true)
@@ -296,6 +314,9 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
 /// The shapes of one Winograd phase (shared by the forward and the weight gradient).
 struct PhaseGeometry {
     s: usize,
+    /// The virtual kernel's taps per dimension (override `R` of the shaders) and the transform points.
+    r: usize,
+    points: usize,
     kprime: usize,
     tiles_h: usize,
     tiles_w: usize,
@@ -306,7 +327,8 @@ impl PhaseGeometry {
     fn new(conv: &TiledConv<'_>, ph: &Phase) -> Self {
         let s = ph.in_stride;
         let (tiles_h, tiles_w) = (ph.grid_h.div_ceil(TILE), ph.grid_w.div_ceil(TILE));
-        PhaseGeometry { s, kprime: conv.x.channels * s * s, tiles_h, tiles_w, per_image: tiles_h * tiles_w }
+        let (r, points) = taps_and_points(ph);
+        PhaseGeometry { s, r, points, kprime: conv.x.channels * s * s, tiles_h, tiles_w, per_image: tiles_h * tiles_w }
     }
 
     /// The `winograd_weights` / `winograd_grad_weights` parameters.
@@ -365,10 +387,10 @@ fn weight_grad_chunk(ctx: &Context, conv: &TiledConv<'_>, ph: &Phase) -> Option<
     let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
     let geo = PhaseGeometry::new(conv, ph);
     let (kprime, cout, cout4) = (geo.kprime, conv.out.channels, conv.w_cout4);
-    let ld = kprime.next_multiple_of(4);
-    let image_bytes = (POINTS * geo.per_image * ld.max(cout4 * 4) * 4) as u64;
+    let (ld, points) = (kprime.next_multiple_of(4), geo.points);
+    let image_bytes = (points * geo.per_image * ld.max(cout4 * 4) * 4) as u64;
     let images = (limit / image_bytes.max(1)) as usize;
-    let fits = (POINTS * cout * ld) as u64 * 4 <= limit && images > 0 && kprime <= max_groups && cout <= max_groups;
+    let fits = (points * cout * ld) as u64 * 4 <= limit && images > 0 && kprime <= max_groups && cout <= max_groups;
     fits.then_some(images.min(conv.x.batch()))
 }
 
@@ -393,15 +415,16 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
     let ctx = rec.context();
     let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
     let geo = PhaseGeometry::new(conv, ph);
-    let (kprime, cout, cout4) = (geo.kprime, conv.out.channels, conv.w_cout4);
+    let (kprime, cout, cout4, points) = (geo.kprime, conv.out.channels, conv.w_cout4, geo.points);
     let batch = conv.x.batch();
     let nt_max = chunk * geo.per_image;
     // Rows of V^T and dU padded to whole vec4 (the GEMM then loads its inputs as vec4).
     let ld = kprime.next_multiple_of(4);
-    let v = ctx.scratch("winograd inputs", [POINTS, nt_max, 1, ld])?;
-    let dm = ctx.scratch("winograd products", [1, 1, 1, POINTS * nt_max * cout4 * 4])?;
-    let du = ctx.scratch("winograd weights", [POINTS, cout, 1, ld])?;
+    let v = ctx.scratch("winograd inputs", [points, nt_max, 1, ld])?;
+    let dm = ctx.scratch("winograd products", [1, 1, 1, points * nt_max * cout4 * 4])?;
+    let du = ctx.scratch("winograd weights", [points, cout, 1, ld])?;
     let wparams = WinogradWeightParams { ld: u32_of(op, "row length", ld)?, ..geo.weight_params(conv, ph)? };
+    let constants = [("R", geo.r as f64)];
     let mut n0 = 0;
     while n0 < batch {
         let nb = chunk.min(batch - n0);
@@ -409,7 +432,7 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
         let (tx, tz) = split_groups(nt.div_ceil(64), max_groups);
         let iparams = geo.input_params(conv, ph, n0, nb, true, ld)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
-        rec.dispatch(Kernel::WinogradInput, &[], &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
+        rec.dispatch(Kernel::WinogradInput, &constants, &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
         let gparams = WinogradGradOutputParams {
             cout: wparams.cout,
             cout4: wparams.w_cout4,
@@ -429,11 +452,11 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
             _pad0: 0,
         };
         let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
-        rec.dispatch(Kernel::WinogradGradOutput, &[], &gparams, &[conv.out.tensor.buffer(), dm.buffer()], groups)?;
+        rec.dispatch(Kernel::WinogradGradOutput, &constants, &gparams, &[conv.out.tensor.buffer(), dm.buffer()], groups)?;
 
         // dU[comp] = dM[comp]^T V[comp]: tiles are the reduction ("input channels"), c' the "pixels".
-        let vx = v.view([POINTS, nt, 1, ld]);
-        let duo = du.view([POINTS, cout, 1, ld]);
+        let vx = v.view([points, nt, 1, ld]);
+        let duo = du.view([points, cout, 1, ld]);
         let gemm = TiledConv {
             op,
             geometry: Geometry::Conv,
@@ -450,11 +473,11 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
             leaky: None,
             accumulate: false,
             winograd: WinogradUse::Never,
-            batched: Some(Batched { comps: POINTS, x_stride: nt * ld, out_stride: cout * ld, w_stride: nt * cout4 }),
+            batched: Some(Batched { comps: points, x_stride: nt * ld, out_stride: cout * ld, w_stride: nt * cout4 }),
         };
         tiled_conv(rec, &gemm, None)?;
         let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
-        rec.dispatch(Kernel::WinogradGradWeights, &[], &wparams, &[du.buffer(), grad], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
+        rec.dispatch(Kernel::WinogradGradWeights, &constants, &wparams, &[du.buffer(), grad], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
         n0 += nb;
     }
     Ok(())
@@ -462,48 +485,52 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
 
 #[cfg(test)]
 mod tests {
-    /// The transform matrices of the shaders, in f64: A^T [(G g G^T) . (B^T d B)] A is the 4x4
-    /// cross-correlation of a 6x6 patch with a 3x3 kernel.
-    #[test]
-    fn f4x4_3x3_matrices_compute_the_correlation() {
-        let bt: [[f64; 6]; 6] = [
-            [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
-            [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
-            [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
-            [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
-            [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
-            [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
-        ];
-        let g: [[f64; 3]; 6] = [
-            [0.25, 0.0, 0.0],
-            [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-            [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-            [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-            [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-            [0.0, 0.0, 1.0],
-        ];
-        let at: [[f64; 6]; 4] = [
-            [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
-            [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
-            [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
-            [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
-        ];
+    /// A^T [(G g G^T) . (B^T d B)] A, in f64, against the direct 4x4 cross-correlation of an A x A patch
+    /// with an R x R kernel (matrices as rows).
+    fn check(bt: &[Vec<f64>], g: &[Vec<f64>], at: &[Vec<f64>]) {
+        let (a, r) = (bt.len(), g[0].len());
         let mut seed = 12345u64;
         let mut rnd = || {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
-        let d: Vec<Vec<f64>> = (0..6).map(|_| (0..6).map(|_| rnd()).collect()).collect();
-        let k: Vec<Vec<f64>> = (0..3).map(|_| (0..3).map(|_| rnd()).collect()).collect();
-        // U = G k G^T, V = B^T d B.
-        let u: Vec<Vec<f64>> = (0..6).map(|i| (0..6).map(|j| (0..3).map(|a| (0..3).map(|b| g[i][a] * k[a][b] * g[j][b]).sum::<f64>()).sum()).collect()).collect();
-        let v: Vec<Vec<f64>> = (0..6).map(|i| (0..6).map(|j| (0..6).map(|a| (0..6).map(|b| bt[i][a] * d[a][b] * bt[j][b]).sum::<f64>()).sum()).collect()).collect();
+        let d: Vec<Vec<f64>> = (0..a).map(|_| (0..a).map(|_| rnd()).collect()).collect();
+        let k: Vec<Vec<f64>> = (0..r).map(|_| (0..r).map(|_| rnd()).collect()).collect();
+        let u: Vec<Vec<f64>> = (0..a).map(|i| (0..a).map(|j| (0..r).map(|p| (0..r).map(|q| g[i][p] * k[p][q] * g[j][q]).sum::<f64>()).sum()).collect()).collect();
+        let v: Vec<Vec<f64>> = (0..a).map(|i| (0..a).map(|j| (0..a).map(|p| (0..a).map(|q| bt[i][p] * d[p][q] * bt[j][q]).sum::<f64>()).sum()).collect()).collect();
         for y in 0..4 {
             for x in 0..4 {
-                let wino: f64 = (0..6).map(|i| (0..6).map(|j| at[y][i] * u[i][j] * v[i][j] * at[x][j]).sum::<f64>()).sum();
-                let direct: f64 = (0..3).map(|a| (0..3).map(|b| k[a][b] * d[y + a][x + b]).sum::<f64>()).sum();
-                assert!((wino - direct).abs() < 1e-12, "({y}, {x}): winograd {wino} vs direct {direct}");
+                let wino: f64 = (0..a).map(|i| (0..a).map(|j| at[y][i] * u[i][j] * v[i][j] * at[x][j]).sum::<f64>()).sum();
+                let direct: f64 = (0..r).map(|p| (0..r).map(|q| k[p][q] * d[y + p][x + q]).sum::<f64>()).sum();
+                assert!((wino - direct).abs() < 1e-12, "F(4x4, {r}x{r}) ({y}, {x}): winograd {wino} vs direct {direct}");
             }
         }
+    }
+
+    fn rows<const N: usize>(m: &[[f64; N]]) -> Vec<Vec<f64>> {
+        m.iter().map(|r| r.to_vec()).collect()
+    }
+
+    /// The matrices written out in the shaders and the module docs.
+    #[test]
+    fn transform_matrices_compute_the_correlation() {
+        let (s6, s12, s24) = (1.0 / 6.0, 1.0 / 12.0, 1.0 / 24.0);
+        check(
+            &rows(&[
+                [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+                [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+                [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+                [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+                [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+                [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+            ]),
+            &rows(&[[0.25, 0.0, 0.0], [-s6, -s6, -s6], [-s6, s6, -s6], [s24, s12, s6], [s24, -s12, s6], [0.0, 0.0, 1.0]]),
+            &rows(&[[1.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, -2.0, 0.0], [0.0, 1.0, 1.0, 4.0, 4.0, 0.0], [0.0, 1.0, -1.0, 8.0, -8.0, 1.0]]),
+        );
+        check(
+            &rows(&[[2.0, -1.0, -2.0, 1.0, 0.0], [0.0, -2.0, -1.0, 1.0, 0.0], [0.0, 2.0, -3.0, 1.0, 0.0], [0.0, -1.0, 0.0, 1.0, 0.0], [0.0, 2.0, -1.0, -2.0, 1.0]]),
+            &rows(&[[0.5, 0.0], [-0.5, -0.5], [-s6, s6], [s6, 2.0 * s6], [0.0, 1.0]]),
+            &rows(&[[1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, 0.0], [0.0, 1.0, 1.0, 4.0, 0.0], [0.0, 1.0, -1.0, 8.0, 1.0]]),
+        );
     }
 }
