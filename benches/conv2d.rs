@@ -1,5 +1,7 @@
 //! Convolution throughput on FlowNet's layers at 384x512 input, batch 1: the baseline direct kernels
-//! against the tiled (implicit-GEMM) kernels, forward, plus the tiled backward passes.
+//! against the tiled (implicit-GEMM) kernel with a fixed 32x8 block (16x8 where subgroups are smaller than
+//! 8 lanes) and against the default choice (`ConvAlgo::Tiled`: tuned blocks, and the Winograd form where
+//! it gains), forward and backward.
 //!
 //! Throughput is in FLOPs (2 per multiply-add of a real tap; a transposed conv is credited only with the
 //! products of input values, whichever kernel runs it): criterion's "elem/s" below are FLOP/s. Each
@@ -15,6 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 
 use corrflow::data::Rng;
 use corrflow::ops::conv::{conv_flops, conv_forward, ConvAlgo, ConvSpec, ConvWeights};
+use corrflow::ops::conv_tiled::ConvTile;
 use corrflow::ops::conv_backward::{conv_backward_data, conv_backward_weight, ConvGrads};
 use corrflow::{Context, Tensor};
 
@@ -47,6 +50,9 @@ struct Setup {
     y: Tensor,
     dx: Tensor,
     direct: ConvWeights,
+    /// The tiled kernel alone, fixed block.
+    plain: ConvWeights,
+    /// The default: tuned tiled kernel or Winograd form.
     tiled: ConvWeights,
     grads: ConvGrads,
 }
@@ -68,15 +74,20 @@ fn setup(ctx: &Context, l: &Layer) -> Setup {
     let dx = ctx.tensor("dx", [1, l.cin, h, w]).expect("tensor");
     let direct = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::Direct);
     let tiled = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::Tiled);
+    let tm = if ctx.adapter().subgroup_min_size >= 8 { 32 } else { 16 };
+    let plain = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::TiledWith(ConvTile { tm, tn: 8, wg: 64 }));
     let grads = tiled.new_grads(ctx, l.name).expect("grads");
-    Setup { spec, x, y, dx, direct, tiled, grads }
+    Setup { spec, x, y, dx, direct, plain, tiled, grads }
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Pass {
     ForwardDirect,
+    ForwardPlain,
     ForwardTiled,
+    BackwardDataPlain,
     BackwardData,
+    BackwardWeightPlain,
     BackwardWeight,
 }
 
@@ -84,9 +95,12 @@ impl Pass {
     fn name(self) -> &'static str {
         match self {
             Pass::ForwardDirect => "forward direct",
-            Pass::ForwardTiled => "forward tiled",
-            Pass::BackwardData => "backward data (tiled)",
-            Pass::BackwardWeight => "backward weight+bias (tiled)",
+            Pass::ForwardPlain => "forward tiled 32x8",
+            Pass::ForwardTiled => "forward default",
+            Pass::BackwardDataPlain => "backward data (tiled 32x8)",
+            Pass::BackwardData => "backward data (default)",
+            Pass::BackwardWeightPlain => "backward weight+bias (tiled 32x8)",
+            Pass::BackwardWeight => "backward weight+bias (default)",
         }
     }
 }
@@ -97,8 +111,11 @@ fn run(ctx: &Context, s: &Setup, pass: Pass) -> Duration {
     let mut rec = ctx.recorder("bench");
     let r = match pass {
         Pass::ForwardDirect => conv_forward(&mut rec, s.x.slice_all(), &s.direct, s.spec, s.y.slice_all()),
+        Pass::ForwardPlain => conv_forward(&mut rec, s.x.slice_all(), &s.plain, s.spec, s.y.slice_all()),
         Pass::ForwardTiled => conv_forward(&mut rec, s.x.slice_all(), &s.tiled, s.spec, s.y.slice_all()),
+        Pass::BackwardDataPlain => conv_backward_data(&mut rec, s.y.slice_all(), &s.plain, s.spec, s.dx.slice_all(), false),
         Pass::BackwardData => conv_backward_data(&mut rec, s.y.slice_all(), &s.tiled, s.spec, s.dx.slice_all(), false),
+        Pass::BackwardWeightPlain => conv_backward_weight(&mut rec, s.x.slice_all(), s.y.slice_all(), &s.plain, s.spec, &s.grads),
         Pass::BackwardWeight => conv_backward_weight(&mut rec, s.x.slice_all(), s.y.slice_all(), &s.tiled, s.spec, &s.grads),
     };
     r.and_then(|_| rec.submit()).unwrap_or_else(|e| panic!("{}: {e}", pass.name()));
@@ -119,7 +136,11 @@ fn bench(c: &mut Criterion) {
     if !tiled_ok {
         println!("adapter has no subgroup operations: the tiled kernels are unavailable, only the direct ones run");
     }
-    let passes: &[Pass] = if tiled_ok { &[Pass::ForwardDirect, Pass::ForwardTiled, Pass::BackwardData, Pass::BackwardWeight] } else { &[Pass::ForwardDirect] };
+    let passes: &[Pass] = if tiled_ok {
+        &[Pass::ForwardDirect, Pass::ForwardPlain, Pass::ForwardTiled, Pass::BackwardDataPlain, Pass::BackwardData, Pass::BackwardWeightPlain, Pass::BackwardWeight]
+    } else {
+        &[Pass::ForwardDirect]
+    };
     let mut summary = Vec::new();
     let only = std::env::var("CORRFLOW_BENCH_ONLY").unwrap_or_default();
     for l in layers(scale).into_iter().filter(|l| l.name.contains(only.as_str())) {
