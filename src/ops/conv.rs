@@ -29,9 +29,10 @@ pub enum ConvAlgo {
     /// The implicit-GEMM kernel with a fixed register block (tests, benches, reproducible runs). Never
     /// Winograd.
     TiledWith(ConvTile),
-    /// The Winograd form (`ops::conv_winograd`) for every layer that qualifies (3x3 stride 1, 5x5 and
-    /// 6x6 stride 2, and their input gradients where those are stride 1), whatever its size; the tuned
-    /// tiled kernel elsewhere. [`ConvAlgo::Tiled`] uses it only where it gains.
+    /// The Winograd form (`ops::conv_winograd`) for every layer, stride phase and gradient that qualifies
+    /// (3x3 stride 1; 3x3 to 6x6 stride 2 over their input phases; the 2x2 and larger phases of transposed
+    /// convolutions), whatever its size; the tuned tiled kernel elsewhere. [`ConvAlgo::Tiled`] uses it only
+    /// where it gains (large enough layers; weight gradients only at >= 2.5x fewer multiplications).
     Winograd,
 }
 

@@ -260,6 +260,8 @@ pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>,
     if let Some(db) = &grads.bias {
         conv_backward_bias(rec, dy, db)?;
     }
+    // The forward convolution, described for the Winograd weight gradient (which reads x and dy by it;
+    // `w` is not read).
     let forward = TiledConv {
         op,
         geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },

@@ -380,8 +380,8 @@ impl TiledConv<'_> {
                 && ph.pad_x == 0
                 && ph.out_step == 1
                 && ph.grid_w == self.x.width()
-                && self.x.width() % 4 == 0
-                && bt.x_stride % 4 == 0;
+                && self.x.width().is_multiple_of(4)
+                && bt.x_stride.is_multiple_of(4);
             let constants = [
                 ("TM4", (tile.tm / 4) as f64),
                 ("NQ", (tile.tn / 4) as f64),

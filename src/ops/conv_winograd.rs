@@ -19,13 +19,14 @@
 //! 4. `winograd_output`: Y = A^T M A per tile, with the layer's epilogue (bias, LeakyReLU, accumulation)
 //!    written straight into the output slice.
 //!
-//! The weight gradient runs the adjoint steps ([`record_weight_grad_phase`]): V^T by `winograd_input`,
+//! The weight gradient runs the adjoint steps ([`record_weight_grad`]): V^T by `winograd_input`,
 //! dM = A dY A^T per output tile (`winograd_grad_output`), dU = dM^T V as a batched GEMM reducing over
 //! the tiles (the same tiled kernel: tiles are its input channels, virtual input channels its pixels), and
 //! dg = G^T dU G added into the packed gradient (`winograd_grad_weights`).
 //!
-//! The virtual 3x3 convolution: a gather phase with input stride s (1 or 2) and taps_h x taps_w taps where
-//! ceil(taps / s) <= 3 is, over the s^2 phases of its input, a stride-1 3x3 convolution: virtual input
+//! The virtual convolution: a gather phase with input stride s (1 or 2) and taps_h x taps_w taps where
+//! ceil(taps / s) <= 3 is, over the s^2 phases of its input, a stride-1 R x R convolution (R = 3, or 2 when
+//! ceil(taps / s) <= 2 in both axes): virtual input
 //! channel c' = (ci s + p) s + q holds S(Y, X) = x[ci, s Y + p - pad_y, s X + q - pad_x], and its tap (a, b)
 //! is the original tap (s a + p, s b + q), zero past the kernel. Output (y, x) = sum over c', a, b of
 //! g[c'](a, b) S[c'](y + a, x + b), written to the phase's output pixels (y out_step + phase_y, ...).
@@ -178,7 +179,7 @@ pub struct WinogradOutputParams {
     pub _pad1: u32,
 }
 
-/// Whether gather phase `ph` of `conv` is a virtual 3x3 convolution (see the module docs) with at least
+/// Whether gather phase `ph` of `conv` is a virtual 3x3 or 2x2 convolution (see the module docs) with at least
 /// [`MIN_GAIN`] times fewer multiplications in the Winograd form.
 pub(crate) fn qualifies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
     let s = ph.in_stride;
