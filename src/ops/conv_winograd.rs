@@ -210,7 +210,7 @@ pub(crate) fn applies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
     }
 }
 
-/// `CORRFLOW_WINOGRAD=0` (or off / false) keeps every layer on the direct kernel under `Auto`.
+/// `CORRFLOW_WINOGRAD=0` (or off / false) keeps every layer on the tiled kernel under `Auto`.
 fn enabled_by_env() -> bool {
     !matches!(std::env::var("CORRFLOW_WINOGRAD").as_deref(), Ok("0") | Ok("off") | Ok("false"))
 }
