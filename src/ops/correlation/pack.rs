@@ -62,10 +62,12 @@ pub(crate) fn largest_fitting_rows(max: usize, fits: impl Fn(usize) -> bool) -> 
     lo
 }
 
-pub(crate) fn scratch(rec: &Recorder<'_>, name: &str, bytes: u64) -> Result<Tensor> {
+/// A packing buffer of at least `bytes`, from the context's shared scratch (the packed operands are
+/// written and read within one op's dispatches, like the Winograd transforms').
+pub(crate) fn scratch(rec: &Recorder<'_>, name: &'static str, bytes: u64) -> Result<Tensor> {
     let floats = usize::try_from(bytes / 4)
         .map_err(|_| Error::InvalidParam { op: OP, message: format!("scratch buffer of {bytes} bytes") })?;
-    rec.context().tensor(name, [1, 1, 1, floats.max(4)])
+    rec.context().scratch(name, [1, 1, 1, floats.max(4)])
 }
 
 /// Fails with a message that says what to change when a grid exceeds the device's per-dimension limit.
