@@ -8,11 +8,13 @@
 //   dm  [comp][t][cout4 * 4] (the GEMM's per-component weights; lanes past cout are not written).
 // Grid: x * 64 >= nt (split over z past the per-dimension limit), y = co.
 
+// winograd_output's parameters (the epilogue fields and ld are not read here).
 struct Params {
-    cout: u32, cout4: u32, nt: u32, tiles_h: u32,
-    tiles_w: u32, grid_h: u32, grid_w: u32, out_h: u32,
-    out_w: u32, out_c_offset: u32, out_c_total: u32, out_step: u32,
-    phase_y: u32, phase_x: u32, n0: u32, _pad0: u32,
+    cout: u32, nt: u32, tiles_h: u32, tiles_w: u32,
+    out_h: u32, out_w: u32, out_c_offset: u32, out_c_total: u32,
+    n0: u32, has_bias: u32, leaky: u32, slope: f32,
+    accumulate: u32, grid_h: u32, grid_w: u32, out_step: u32,
+    phase_y: u32, phase_x: u32, ld: u32, cout4: u32,
 }
 
 override R: u32 = 3u;

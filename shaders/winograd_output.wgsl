@@ -13,7 +13,8 @@ struct Params {
     out_h: u32, out_w: u32, out_c_offset: u32, out_c_total: u32,
     n0: u32, has_bias: u32, leaky: u32, slope: f32,
     accumulate: u32, grid_h: u32, grid_w: u32, out_step: u32,
-    phase_y: u32, phase_x: u32, ld: u32, _pad1: u32,
+    // cout4: read by winograd_grad_output, which shares this struct.
+    phase_y: u32, phase_x: u32, ld: u32, cout4: u32,
 }
 
 override R: u32 = 3u;

@@ -12,7 +12,7 @@ fn params_size(k: Kernel) -> usize {
         Kernel::WinogradWeights => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradWeightParams>(),
         Kernel::WinogradInput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradInputParams>(),
         Kernel::WinogradOutput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradOutputParams>(),
-        Kernel::WinogradGradOutput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradGradOutputParams>(),
+        Kernel::WinogradGradOutput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradOutputParams>(),
         Kernel::WinogradGradWeights => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradWeightParams>(),
         Kernel::ConvWeightsSwap => std::mem::size_of::<corrflow::ops::conv_backward::WeightSwapParams>(),
         Kernel::ConvBackwardWeight => std::mem::size_of::<corrflow::ops::conv_backward::WeightGradParams>(),

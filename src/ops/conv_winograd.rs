@@ -130,29 +130,8 @@ pub struct WinogradInputParams {
     pub _pad2: u32,
 }
 
-/// The WGSL `Params` twin of `winograd_grad_output`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WinogradGradOutputParams {
-    pub cout: u32,
-    pub cout4: u32,
-    pub nt: u32,
-    pub tiles_h: u32,
-    pub tiles_w: u32,
-    pub grid_h: u32,
-    pub grid_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub out_c_offset: u32,
-    pub out_c_total: u32,
-    pub out_step: u32,
-    pub phase_y: u32,
-    pub phase_x: u32,
-    pub n0: u32,
-    pub _pad0: u32,
-}
-
-/// The WGSL `Params` twin of `winograd_output`.
+/// The WGSL `Params` twin of `winograd_output` and `winograd_grad_output` (which reads the output tile
+/// geometry and cout4, not the epilogue).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct WinogradOutputParams {
@@ -176,7 +155,8 @@ pub struct WinogradOutputParams {
     pub phase_x: u32,
     /// Row length of M (>= nt).
     pub ld: u32,
-    pub _pad1: u32,
+    /// Output-channel quads of dM's rows (`winograd_grad_output` only).
+    pub cout4: u32,
 }
 
 /// Whether gather phase `ph` of `conv` is a virtual 3x3 or 2x2 convolution (see the module docs) with at least
@@ -283,26 +263,12 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
         tiled_conv(rec, &gemm, None)?;
 
         let oparams = WinogradOutputParams {
-            cout: wparams.cout,
-            nt: iparams.nt,
-            tiles_h: iparams.tiles_h,
-            tiles_w: iparams.tiles_w,
-            out_h: u32_of(op, "out_h", conv.out.height())?,
-            out_w: u32_of(op, "out_w", conv.out.width())?,
-            out_c_offset: u32_of(op, "out_c_offset", conv.out.c_offset)?,
-            out_c_total: u32_of(op, "out_c_total", conv.out.total_channels())?,
-            n0: iparams.n0,
             has_bias: conv.bias.is_some() as u32,
             leaky: conv.leaky.is_some() as u32,
             slope: conv.leaky.unwrap_or(0.0),
             accumulate: conv.accumulate as u32,
-            grid_h: u32_of(op, "grid_h", ph.grid_h)?,
-            grid_w: u32_of(op, "grid_w", ph.grid_w)?,
-            out_step: u32_of(op, "stride", ph.out_step)?,
-            phase_y: ph.phase_y as u32,
-            phase_x: ph.phase_x as u32,
             ld: u32_of(op, "row length", ld)?,
-            ..Default::default()
+            ..geo.output_params(conv, ph, &iparams)?
         };
         let bias = conv.bias.unwrap_or(conv.dummy);
         let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
@@ -376,6 +342,31 @@ impl PhaseGeometry {
             ..Default::default()
         })
     }
+
+    /// The output tile geometry of `winograd_output` / `winograd_grad_output` for the pass of `iparams`
+    /// (epilogue off, ld = nt, cout4 = the weights'): the callers set what else they use.
+    fn output_params(&self, conv: &TiledConv<'_>, ph: &Phase, iparams: &WinogradInputParams) -> Result<WinogradOutputParams> {
+        let op = conv.op;
+        Ok(WinogradOutputParams {
+            cout: u32_of(op, "cout", conv.out.channels)?,
+            nt: iparams.nt,
+            tiles_h: iparams.tiles_h,
+            tiles_w: iparams.tiles_w,
+            out_h: u32_of(op, "out_h", conv.out.height())?,
+            out_w: u32_of(op, "out_w", conv.out.width())?,
+            out_c_offset: u32_of(op, "out_c_offset", conv.out.c_offset)?,
+            out_c_total: u32_of(op, "out_c_total", conv.out.total_channels())?,
+            n0: iparams.n0,
+            grid_h: u32_of(op, "grid_h", ph.grid_h)?,
+            grid_w: u32_of(op, "grid_w", ph.grid_w)?,
+            out_step: u32_of(op, "stride", ph.out_step)?,
+            phase_y: ph.phase_y as u32,
+            phase_x: ph.phase_x as u32,
+            ld: iparams.nt,
+            cout4: u32_of(op, "cout4", conv.w_cout4)?,
+            ..Default::default()
+        })
+    }
 }
 
 /// Images per pass of the weight gradient of phase `ph` (its transformed inputs and output gradients each
@@ -434,24 +425,7 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
         let iparams = geo.input_params(conv, ph, n0, nb, true, ld)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.kprime, u32_of(op, "workgroups", tz)?];
         rec.dispatch(Kernel::WinogradInput, &constants, &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
-        let gparams = WinogradGradOutputParams {
-            cout: wparams.cout,
-            cout4: wparams.w_cout4,
-            nt: iparams.nt,
-            tiles_h: iparams.tiles_h,
-            tiles_w: iparams.tiles_w,
-            grid_h: u32_of(op, "grid_h", ph.grid_h)?,
-            grid_w: u32_of(op, "grid_w", ph.grid_w)?,
-            out_h: u32_of(op, "out_h", conv.out.height())?,
-            out_w: u32_of(op, "out_w", conv.out.width())?,
-            out_c_offset: u32_of(op, "out_c_offset", conv.out.c_offset)?,
-            out_c_total: u32_of(op, "out_c_total", conv.out.total_channels())?,
-            out_step: u32_of(op, "stride", ph.out_step)?,
-            phase_y: ph.phase_y as u32,
-            phase_x: ph.phase_x as u32,
-            n0: iparams.n0,
-            _pad0: 0,
-        };
+        let gparams = geo.output_params(conv, ph, &iparams)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
         rec.dispatch(Kernel::WinogradGradOutput, &constants, &gparams, &[conv.out.tensor.buffer(), dm.buffer()], groups)?;
 
