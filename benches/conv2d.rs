@@ -17,8 +17,8 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 
 use corrflow::data::Rng;
 use corrflow::ops::conv::{conv_flops, conv_forward, ConvAlgo, ConvSpec, ConvWeights};
-use corrflow::ops::conv_tiled::ConvTile;
 use corrflow::ops::conv_backward::{conv_backward_data, conv_backward_weight, ConvGrads};
+use corrflow::ops::conv_tiled::ConvTile;
 use corrflow::{Context, Tensor};
 
 /// One FlowNet layer: name, input channels, output channels, kernel, stride, pad, input size, transposed.
@@ -36,10 +36,46 @@ struct Layer {
 fn layers(scale: usize) -> Vec<Layer> {
     let hw = |h: usize, w: usize| ((h / scale).max(8), (w / scale).max(8));
     vec![
-        Layer { name: "conv1 6->64 k7 s2 @384x512", cin: 6, cout: 64, k: 7, stride: 2, pad: 3, in_hw: hw(384, 512), transposed: false },
-        Layer { name: "conv2 64->128 k5 s2 @192x256", cin: 64, cout: 128, k: 5, stride: 2, pad: 2, in_hw: hw(192, 256), transposed: false },
-        Layer { name: "conv3_1 256->256 k3 @48x64", cin: 256, cout: 256, k: 3, stride: 1, pad: 1, in_hw: hw(48, 64), transposed: false },
-        Layer { name: "deconv2 386->64 k4 s2 @48x64", cin: 386, cout: 64, k: 4, stride: 2, pad: 1, in_hw: hw(48, 64), transposed: true },
+        Layer {
+            name: "conv1 6->64 k7 s2 @384x512",
+            cin: 6,
+            cout: 64,
+            k: 7,
+            stride: 2,
+            pad: 3,
+            in_hw: hw(384, 512),
+            transposed: false,
+        },
+        Layer {
+            name: "conv2 64->128 k5 s2 @192x256",
+            cin: 64,
+            cout: 128,
+            k: 5,
+            stride: 2,
+            pad: 2,
+            in_hw: hw(192, 256),
+            transposed: false,
+        },
+        Layer {
+            name: "conv3_1 256->256 k3 @48x64",
+            cin: 256,
+            cout: 256,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            in_hw: hw(48, 64),
+            transposed: false,
+        },
+        Layer {
+            name: "deconv2 386->64 k4 s2 @48x64",
+            cin: 386,
+            cout: 64,
+            k: 4,
+            stride: 2,
+            pad: 1,
+            in_hw: hw(48, 64),
+            transposed: true,
+        },
     ]
 }
 
@@ -72,10 +108,14 @@ fn setup(ctx: &Context, l: &Layer) -> Setup {
     let x = ctx.upload("x", &rng.tensor([1, l.cin, h, w])).expect("upload");
     let y = ctx.upload("y", &rng.tensor([1, l.cout, oh, ow])).expect("upload");
     let dx = ctx.tensor("dx", [1, l.cin, h, w]).expect("tensor");
-    let direct = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::Direct);
-    let tiled = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::Tiled);
+    let direct =
+        ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::Direct);
+    let tiled =
+        ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::Tiled);
     let tm = if ctx.adapter().subgroup_min_size >= 8 { 32 } else { 16 };
-    let plain = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed).expect("weights").with_algo(ConvAlgo::TiledWith(ConvTile { tm, tn: 8, wg: 64 }));
+    let plain = ConvWeights::new(ctx, l.name, &wt, Some(&bias), l.transposed)
+        .expect("weights")
+        .with_algo(ConvAlgo::TiledWith(ConvTile { tm, tn: 8, wg: 64 }));
     let grads = tiled.new_grads(ctx, l.name).expect("grads");
     Setup { spec, x, y, dx, direct, plain, tiled, grads }
 }
@@ -113,10 +153,16 @@ fn run(ctx: &Context, s: &Setup, pass: Pass) -> Duration {
         Pass::ForwardDirect => conv_forward(&mut rec, s.x.slice_all(), &s.direct, s.spec, s.y.slice_all()),
         Pass::ForwardPlain => conv_forward(&mut rec, s.x.slice_all(), &s.plain, s.spec, s.y.slice_all()),
         Pass::ForwardTiled => conv_forward(&mut rec, s.x.slice_all(), &s.tiled, s.spec, s.y.slice_all()),
-        Pass::BackwardDataPlain => conv_backward_data(&mut rec, s.y.slice_all(), &s.plain, s.spec, s.dx.slice_all(), false),
+        Pass::BackwardDataPlain => {
+            conv_backward_data(&mut rec, s.y.slice_all(), &s.plain, s.spec, s.dx.slice_all(), false)
+        }
         Pass::BackwardData => conv_backward_data(&mut rec, s.y.slice_all(), &s.tiled, s.spec, s.dx.slice_all(), false),
-        Pass::BackwardWeightPlain => conv_backward_weight(&mut rec, s.x.slice_all(), s.y.slice_all(), &s.plain, s.spec, &s.grads),
-        Pass::BackwardWeight => conv_backward_weight(&mut rec, s.x.slice_all(), s.y.slice_all(), &s.tiled, s.spec, &s.grads),
+        Pass::BackwardWeightPlain => {
+            conv_backward_weight(&mut rec, s.x.slice_all(), s.y.slice_all(), &s.plain, s.spec, &s.grads)
+        }
+        Pass::BackwardWeight => {
+            conv_backward_weight(&mut rec, s.x.slice_all(), s.y.slice_all(), &s.tiled, s.spec, &s.grads)
+        }
     };
     r.and_then(|_| rec.submit()).unwrap_or_else(|e| panic!("{}: {e}", pass.name()));
     t0.elapsed()
@@ -137,7 +183,15 @@ fn bench(c: &mut Criterion) {
         println!("adapter has no subgroup operations: the tiled kernels are unavailable, only the direct ones run");
     }
     let passes: &[Pass] = if tiled_ok {
-        &[Pass::ForwardDirect, Pass::ForwardPlain, Pass::ForwardTiled, Pass::BackwardDataPlain, Pass::BackwardData, Pass::BackwardWeightPlain, Pass::BackwardWeight]
+        &[
+            Pass::ForwardDirect,
+            Pass::ForwardPlain,
+            Pass::ForwardTiled,
+            Pass::BackwardDataPlain,
+            Pass::BackwardData,
+            Pass::BackwardWeightPlain,
+            Pass::BackwardWeight,
+        ]
     } else {
         &[Pass::ForwardDirect]
     };
@@ -147,7 +201,11 @@ fn bench(c: &mut Criterion) {
         let s = setup(&ctx, &l);
         let flops = conv_flops(s.x.slice_all(), &s.tiled, s.spec, s.y.slice_all());
         let mut group = c.benchmark_group(format!("conv2d/{}", l.name));
-        group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4));
         // 1 element = 1 FLOP.
         group.throughput(Throughput::Elements(flops as u64));
         for &pass in passes {

@@ -47,8 +47,13 @@ fn bench(c: &mut Criterion) {
         let prepared = prepare(&ctx, &config).unwrap_or_else(|e| panic!("{}: {e}", config.name));
         let flop = config.forward_flop().unwrap_or_else(|e| panic!("{}: {e}", config.name));
         let mut group = c.benchmark_group(format!("correlation/{}", config.name));
-        group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-        let mut passes: Vec<(&str, &Program, f64)> = vec![("forward tiled", &prepared.forward, flop), ("backward tiled", &prepared.backward, 2.0 * flop)];
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5));
+        let mut passes: Vec<(&str, &Program, f64)> =
+            vec![("forward tiled", &prepared.forward, flop), ("backward tiled", &prepared.backward, 2.0 * flop)];
         if config.name == "flownetc_b1" {
             if let Some(naive) = &prepared.naive {
                 passes.push(("forward naive", naive, flop));
@@ -56,7 +61,7 @@ fn bench(c: &mut Criterion) {
         }
         for (name, program, pass_flop) in passes {
             replay(&ctx, program); // pipeline JIT, lazy buffer initialisation
-            // 1 element = 1 FLOP.
+                                   // 1 element = 1 FLOP.
             group.throughput(Throughput::Elements(pass_flop as u64));
             group.bench_function(name, |b| b.iter_custom(|iters| (0..iters).map(|_| replay(&ctx, program)).sum()));
             let best = (0..3).map(|_| replay(&ctx, program)).min().unwrap_or_default();

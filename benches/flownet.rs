@@ -49,7 +49,11 @@ fn bench(c: &mut Criterion) {
         let once = run();
         let mut group = c.benchmark_group("flownet");
         // Ten samples of one iteration each: as long as the measurement needs, no longer.
-        group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_millis(1)).measurement_time(once * 11);
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(once * 11);
         group.throughput(Throughput::Elements(config.flop() as u64));
         group.bench_function(config.name.as_str(), |b| b.iter_custom(|iters| (0..iters).map(|_| run()).sum()));
         group.finish();

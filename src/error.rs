@@ -41,7 +41,11 @@ pub enum Error {
 
     /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// A file exists but its content is not what the format requires.
     #[error("{path}: {message}")]

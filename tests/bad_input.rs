@@ -56,10 +56,8 @@ fn broken_weights_files() {
     let e = Arch::infer(&w).unwrap_err();
     assert!(e.to_string().contains("deconv3.0.weight") && e.to_string().contains("expected shape"), "{e}");
     // A mis-shaped tensor names both shapes.
-    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = small_weights(Variant::S)
-        .names()
-        .map(|n| (n.to_string(), vec![], vec![]))
-        .collect();
+    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> =
+        small_weights(Variant::S).names().map(|n| (n.to_string(), vec![], vec![])).collect();
     let src = small_weights(Variant::S);
     for (n, s, d) in t.iter_mut() {
         *s = src.shape(n).unwrap().to_vec();
@@ -72,7 +70,8 @@ fn broken_weights_files() {
     let e = Arch::infer(&Weights::from_tensors("shape.safetensors", t)).unwrap_err();
     assert!(e.to_string().contains("predict_flow4.weight") && e.to_string().contains("expected"), "{e}");
     // NaN in a tensor.
-    let nan = Weights::from_tensors("nan", [("conv1.0.bias".to_string(), vec![2], vec![f32::NAN, 0.0])]).to_bytes().unwrap();
+    let nan =
+        Weights::from_tensors("nan", [("conv1.0.bias".to_string(), vec![2], vec![f32::NAN, 0.0])]).to_bytes().unwrap();
     let e = Weights::from_bytes(&nan, "nan.safetensors").unwrap_err();
     assert!(e.to_string().contains("conv1.0.bias") && e.to_string().contains("non-finite"), "{e}");
 }
@@ -89,8 +88,12 @@ fn mismatched_empty_and_tiny_frames() {
     assert!(net.estimate(ctx, &empty, &empty).is_err());
     // Tiny, odd-sized, grey and RGBA frames work and give finite flow of the frames' size.
     let mut rng = Rng::new(9);
-    let grey = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(13, 7, |_, _| image::Luma([(rng.uniform().abs() * 255.0) as u8])));
-    let rgba = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(13, 7, |x, y| image::Rgba([x as u8 * 9, y as u8 * 30, 50, 255])));
+    let grey = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(13, 7, |_, _| {
+        image::Luma([(rng.uniform().abs() * 255.0) as u8])
+    }));
+    let rgba = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(13, 7, |x, y| {
+        image::Rgba([x as u8 * 9, y as u8 * 30, 50, 255])
+    }));
     let flow = net.estimate(ctx, &grey, &rgba).unwrap();
     assert_eq!((flow.width, flow.height), (13, 7));
     assert!(flow.data.iter().all(|v| v.is_finite()));
@@ -122,7 +125,10 @@ fn corrflow_cli(args: &[&str]) -> (bool, String, String) {
 #[test]
 fn command_line_errors_are_messages_not_panics() {
     let (ok, _, err) = corrflow_cli(&["flow", "/nonexistent/a.png", "/nonexistent/b.png"]);
-    assert!(!ok && err.starts_with("error:") && err.contains("/nonexistent/a.png") && !err.contains("panicked"), "{err}");
+    assert!(
+        !ok && err.starts_with("error:") && err.contains("/nonexistent/a.png") && !err.contains("panicked"),
+        "{err}"
+    );
     let (ok, _, err) = corrflow_cli(&["flow", "--out", "/tmp/corrflow-unused.flo"]);
     assert!(!ok && err.contains("no trained weights are embedded"), "{err}");
     let (ok, _, err) = corrflow_cli(&["flow", "only_one.png"]);
@@ -143,9 +149,17 @@ fn command_line_reproduces_fixture_flow() {
     let png = tmp("cli.png");
     let s = |p: PathBuf| p.to_string_lossy().to_string();
     let (ok, stdout, err) = corrflow_cli(&[
-        "flow", &s(dir.join("frame_a.png")), &s(dir.join("frame_b.png")),
-        "--weights", &s(dir.join("weights.safetensors")),
-        "--out", &s(out.clone()), "--png", &s(png.clone()), "--gt", &s(dir.join("gt.flo")),
+        "flow",
+        &s(dir.join("frame_a.png")),
+        &s(dir.join("frame_b.png")),
+        "--weights",
+        &s(dir.join("weights.safetensors")),
+        "--out",
+        &s(out.clone()),
+        "--png",
+        &s(png.clone()),
+        "--gt",
+        &s(dir.join("gt.flo")),
     ]);
     assert!(ok, "{err}");
     assert!(stdout.contains("adapter:") && stdout.contains("time: network") && stdout.contains("EPE"), "{stdout}");

@@ -17,8 +17,8 @@ mod common;
 use common::{assert_close, gpu, Rng};
 use corrflow::ops::conv::{conv_forward, ConvAlgo, ConvSpec, ConvWeights};
 use corrflow::ops::conv_backward::{
-    conv2d_backward_f64, conv2d_f64, conv_backward, conv_backward_data, conv_backward_weight, conv_transpose2d_backward_f64,
-    conv_transpose2d_f64, leaky_relu_backward_f64, Tensor64,
+    conv2d_backward_f64, conv2d_f64, conv_backward, conv_backward_data, conv_backward_weight,
+    conv_transpose2d_backward_f64, conv_transpose2d_f64, leaky_relu_backward_f64, Tensor64,
 };
 use corrflow::ops::conv_tiled::ConvTile;
 use corrflow::{Context, HostTensor, Tensor};
@@ -49,7 +49,10 @@ impl Layer {
     fn out_hw(&self) -> (usize, usize) {
         let s = self.spec;
         if self.transposed {
-            self.crop.unwrap_or((s.transposed_out(self.h, self.k).unwrap_or(0), s.transposed_out(self.w, self.k).unwrap_or(0)))
+            self.crop.unwrap_or((
+                s.transposed_out(self.h, self.k).unwrap_or(0),
+                s.transposed_out(self.w, self.k).unwrap_or(0),
+            ))
         } else {
             (s.conv_out(self.h, self.k).unwrap_or(0), s.conv_out(self.w, self.k).unwrap_or(0))
         }
@@ -94,7 +97,11 @@ fn reference_forward(l: &Layer, x: &HostTensor, wt: &HostTensor, b: Option<&[f32
     };
     let mut y = y.to_f32();
     if let Some(s) = l.spec.leaky {
-        y.data.iter_mut().for_each(|v| if *v < 0.0 { *v *= s });
+        y.data.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v *= s
+            }
+        });
     }
     y
 }
@@ -121,7 +128,8 @@ fn check_forward_tol(ctx: &Context, seed: u64, l: Layer, algo: ConvAlgo, abs_per
     let out = ctx.tensor("out", [l.n, l.cout + out_off + 2, oh, ow]).unwrap();
     ctx.fill(&out, f32::NAN).unwrap();
     let mut rec = ctx.recorder("conv test");
-    conv_forward(&mut rec, xg.slice(in_off, l.cin).unwrap(), &weights, l.spec, out.slice(out_off, l.cout).unwrap()).unwrap();
+    conv_forward(&mut rec, xg.slice(in_off, l.cin).unwrap(), &weights, l.spec, out.slice(out_off, l.cout).unwrap())
+        .unwrap();
     rec.submit().unwrap();
     let got = ctx.download(&out).unwrap();
     let what = format!("{algo:?} {l:?}");
@@ -136,7 +144,16 @@ fn conv(n: usize, cin: usize, cout: usize, k: usize, h: usize, w: usize, spec: C
 }
 
 #[allow(clippy::too_many_arguments)]
-fn deconv(n: usize, cin: usize, cout: usize, k: usize, h: usize, w: usize, spec: ConvSpec, crop: Option<(usize, usize)>) -> Layer {
+fn deconv(
+    n: usize,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+    spec: ConvSpec,
+    crop: Option<(usize, usize)>,
+) -> Layer {
     Layer { n, cin, cout, k, h, w, spec, transposed: true, crop, bias: true }
 }
 
@@ -147,22 +164,22 @@ fn tiled_forward_matches_cpu_on_flownet_and_odd_shapes() {
     let Some(ctx) = common::gpu_with_subgroups() else { return };
     let small = ConvAlgo::TiledWith(ConvTile { tm: 8, tn: 4, wg: 64 });
     let layers = [
-        conv(1, 6, 13, 7, 37, 29, spec(2, 3, Some(0.1))),  // conv1: k7 s2, odd size, cout not a multiple of 8
-        conv(2, 5, 8, 5, 23, 31, spec(2, 2, Some(0.1))),   // conv2: k5 s2, batch 2
-        conv(1, 9, 12, 3, 19, 17, spec(2, 1, Some(0.1))),  // conv3: k3 s2
-        conv(2, 7, 10, 3, 11, 21, spec(1, 1, None)),       // conv3_1 / predict_flow: k3 s1
-        conv(1, 11, 6, 1, 9, 13, spec(1, 0, Some(0.2))),   // k1 (conv_redir)
-        conv(2, 7, 9, 1, 5, 16, spec(1, 0, Some(0.1))),    // k1, width a multiple of 4: vec4 input loads
-        conv(1, 4, 5, 3, 10, 11, spec(3, 0, None)),        // stride 3, no padding
-        conv(1, 3, 9, 3, 70, 90, spec(1, 1, None)),        // many workgroups
-        conv(5, 7, 9, 3, 3, 4, spec(1, 1, Some(0.1))),     // tiny images, batch 5: workgroups span images
-        conv(9, 4, 6, 3, 6, 8, spec(2, 1, None)),          // conv6-like 3x4 output, batch 9
-        deconv(1, 10, 6, 4, 7, 9, spec(2, 1, Some(0.1)), None),          // deconv: 4x4 s2
-        deconv(2, 3, 2, 4, 6, 5, spec(2, 1, None), Some((11, 9))),       // upflow, cropped, cout 2
-        deconv(1, 5, 7, 3, 8, 7, spec(1, 1, None), None),                // stride 1
-        deconv(1, 4, 5, 3, 5, 6, spec(2, 0, Some(0.3)), None),           // odd kernel: 2 and 1 taps per phase
-        deconv(1, 3, 4, 2, 5, 4, spec(3, 0, None), None),                // stride > kernel: phases without taps
-        deconv(3, 6, 5, 4, 3, 4, spec(2, 1, Some(0.1)), None),           // deconv5-like tiny input, batch 3
+        conv(1, 6, 13, 7, 37, 29, spec(2, 3, Some(0.1))), // conv1: k7 s2, odd size, cout not a multiple of 8
+        conv(2, 5, 8, 5, 23, 31, spec(2, 2, Some(0.1))),  // conv2: k5 s2, batch 2
+        conv(1, 9, 12, 3, 19, 17, spec(2, 1, Some(0.1))), // conv3: k3 s2
+        conv(2, 7, 10, 3, 11, 21, spec(1, 1, None)),      // conv3_1 / predict_flow: k3 s1
+        conv(1, 11, 6, 1, 9, 13, spec(1, 0, Some(0.2))),  // k1 (conv_redir)
+        conv(2, 7, 9, 1, 5, 16, spec(1, 0, Some(0.1))),   // k1, width a multiple of 4: vec4 input loads
+        conv(1, 4, 5, 3, 10, 11, spec(3, 0, None)),       // stride 3, no padding
+        conv(1, 3, 9, 3, 70, 90, spec(1, 1, None)),       // many workgroups
+        conv(5, 7, 9, 3, 3, 4, spec(1, 1, Some(0.1))),    // tiny images, batch 5: workgroups span images
+        conv(9, 4, 6, 3, 6, 8, spec(2, 1, None)),         // conv6-like 3x4 output, batch 9
+        deconv(1, 10, 6, 4, 7, 9, spec(2, 1, Some(0.1)), None), // deconv: 4x4 s2
+        deconv(2, 3, 2, 4, 6, 5, spec(2, 1, None), Some((11, 9))), // upflow, cropped, cout 2
+        deconv(1, 5, 7, 3, 8, 7, spec(1, 1, None), None), // stride 1
+        deconv(1, 4, 5, 3, 5, 6, spec(2, 0, Some(0.3)), None), // odd kernel: 2 and 1 taps per phase
+        deconv(1, 3, 4, 2, 5, 4, spec(3, 0, None), None), // stride > kernel: phases without taps
+        deconv(3, 6, 5, 4, 3, 4, spec(2, 1, Some(0.1)), None), // deconv5-like tiny input, batch 3
     ];
     for (i, l) in layers.into_iter().enumerate() {
         check_forward(ctx, 100 + i as u64, l, small);
@@ -180,12 +197,27 @@ fn every_tile_matches_cpu() {
             continue;
         }
         check_forward(ctx, 200 + i as u64, conv(2, 5, 19, 3, 13, 27, spec(2, 1, Some(0.1))), ConvAlgo::TiledWith(tile));
-        check_forward(ctx, 300 + i as u64, deconv(1, 6, 17, 4, 6, 9, spec(2, 1, None), Some((11, 17))), ConvAlgo::TiledWith(tile));
+        check_forward(
+            ctx,
+            300 + i as u64,
+            deconv(1, 6, 17, 4, 6, 9, spec(2, 1, None), Some((11, 17))),
+            ConvAlgo::TiledWith(tile),
+        );
     }
     // Blocks the tuner does not offer but the kernel supports.
-    check_forward(ctx, 400, conv(1, 3, 13, 3, 9, 23, spec(1, 1, None)), ConvAlgo::TiledWith(ConvTile { tm: 12, tn: 12, wg: 32 }));
+    check_forward(
+        ctx,
+        400,
+        conv(1, 3, 13, 3, 9, 23, spec(1, 1, None)),
+        ConvAlgo::TiledWith(ConvTile { tm: 12, tn: 12, wg: 32 }),
+    );
     if subgroup_min >= 8 {
-        check_forward(ctx, 401, conv(3, 5, 45, 3, 5, 11, spec(1, 1, Some(0.1))), ConvAlgo::TiledWith(ConvTile { tm: 28, tn: 12, wg: 16 }));
+        check_forward(
+            ctx,
+            401,
+            conv(3, 5, 45, 3, 5, 11, spec(1, 1, Some(0.1))),
+            ConvAlgo::TiledWith(ConvTile { tm: 28, tn: 12, wg: 16 }),
+        );
     }
 }
 
@@ -206,7 +238,11 @@ fn tuned_and_direct_match_cpu() {
         assert!(key_count >= 1, "tuning should have cached a choice");
     }
     let wt = Rng::new(502).tensor([4, 3, 3, 3]);
-    let w = ConvWeights::new(ctx, "w", &wt, None, false).unwrap().with_algo(ConvAlgo::TiledWith(ConvTile { tm: 6, tn: 4, wg: 64 }));
+    let w = ConvWeights::new(ctx, "w", &wt, None, false).unwrap().with_algo(ConvAlgo::TiledWith(ConvTile {
+        tm: 6,
+        tn: 4,
+        wg: 64,
+    }));
     let x = ctx.tensor("x", [1, 3, 8, 8]).unwrap();
     let y = ctx.tensor("y", [1, 4, 8, 8]).unwrap();
     let mut rec = ctx.recorder("bad tile");
@@ -287,7 +323,10 @@ fn gradcheck(l: Layer, seed: u64) {
     let check = |what: &str, analytic: &[f64], numeric: &dyn Fn(usize) -> f64| {
         for (i, &a) in analytic.iter().enumerate() {
             let n = numeric(i);
-            assert!((a - n).abs() <= 1e-6 + 1e-6 * n.abs(), "{what}[{i}] of {l:?}: analytic {a}, finite difference {n}");
+            assert!(
+                (a - n).abs() <= 1e-6 + 1e-6 * n.abs(),
+                "{what}[{i}] of {l:?}: analytic {a}, finite difference {n}"
+            );
         }
     };
     check("dx", &dx.data, &|i| {
@@ -341,7 +380,8 @@ fn upload_wide(ctx: &Context, t: &HostTensor, off: usize, extra: usize) -> Tenso
     let mut wide = HostTensor::zeros([n, total, h, w]);
     let plane = h * w;
     for b in 0..n {
-        wide.data[(b * total + off) * plane..(b * total + off + c) * plane].copy_from_slice(&t.data[b * c * plane..(b + 1) * c * plane]);
+        wide.data[(b * total + off) * plane..(b * total + off + c) * plane]
+            .copy_from_slice(&t.data[b * c * plane..(b + 1) * c * plane]);
     }
     ctx.upload("wide", &wide).unwrap()
 }
@@ -395,7 +435,11 @@ fn check_backward(ctx: &Context, seed: u64, l: Layer, algo: ConvAlgo, accumulate
         let before = channels(&dx_before, 1, l.cin);
         want_dx.data.iter_mut().zip(&before.data).for_each(|(v, b)| *v += b);
         // Channels outside the slice keep their values.
-        assert_eq!(channels(&got_dx, 0, 1).data, channels(&dx_before, 0, 1).data, "{what}: dx outside the slice changed");
+        assert_eq!(
+            channels(&got_dx, 0, 1).data,
+            channels(&dx_before, 0, 1).data,
+            "{what}: dx outside the slice changed"
+        );
     } else {
         assert_untouched(&format!("dx {what}"), &got_dx, 1, l.cin);
     }
@@ -438,7 +482,7 @@ fn conv2d_backward_matches_cpu() {
     check_backward(ctx, 601, conv(2, 9, 18, 3, 15, 17, spec(1, 1, None)), t, true); // k3 s1, dx +=
     check_backward(ctx, 602, conv(1, 5, 7, 5, 13, 11, spec(2, 2, None)), t, false); // k5 s2
     check_backward(ctx, 603, conv(3, 10, 4, 1, 7, 9, spec(1, 0, None)), t, false); // k1, batch 3
-    // Few weights, many pixels: the pixel reduction is split over workgroups and reduced.
+                                                                                   // Few weights, many pixels: the pixel reduction is split over workgroups and reduced.
     check_backward(ctx, 604, conv(2, 2, 3, 3, 64, 96, spec(1, 1, None)), t, false);
     // Odd height with stride 2: the last input row is read by no output (its dx is 0).
     check_backward(ctx, 605, conv(1, 3, 5, 3, 10, 9, spec(2, 0, None)), t, false);
@@ -466,7 +510,7 @@ fn conv_transpose2d_backward_matches_cpu() {
     check_backward(ctx, 702, deconv(2, 5, 17, 3, 5, 6, spec(2, 0, None), None), t, false); // odd kernel
     check_backward(ctx, 703, deconv(1, 4, 5, 3, 8, 7, spec(1, 1, None), None), t, false); // stride 1
     check_backward(ctx, 704, deconv(1, 37, 6, 4, 5, 6, spec(2, 1, None), None), t, false); // 37 plain channels
-    // The input gradient of a 4x4 stride-2 deconv is a 4x4 stride-2 conv: Winograd over its input phases.
+                                                                                           // The input gradient of a 4x4 stride-2 deconv is a 4x4 stride-2 conv: Winograd over its input phases.
     check_backward(ctx, 705, deconv(2, 14, 6, 4, 7, 9, spec(2, 1, None), None), ConvAlgo::Winograd, true);
 }
 
@@ -485,12 +529,21 @@ fn conv_backward_through_fused_leaky_relu() {
     let wt = rng.tensor(l.weight_shape());
     let b: Vec<f32> = (0..l.cout).map(|_| rng.uniform()).collect();
     let g = rng.tensor([l.n, l.cout, oh, ow]);
-    let (x64, w64, b64, g64) = (Tensor64::from_f32(&x), Tensor64::from_f32(&wt), b.iter().map(|&v| v as f64).collect::<Vec<_>>(), Tensor64::from_f32(&g));
+    let (x64, w64, b64, g64) = (
+        Tensor64::from_f32(&x),
+        Tensor64::from_f32(&wt),
+        b.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        Tensor64::from_f32(&g),
+    );
     let z = conv2d_f64(&x64, &w64, Some(&b64), l.spec.stride, l.spec.pad);
     let dz = leaky_relu_backward_f64(&z, &g64, 0.1);
     let (rdx, rdw, rdb) = conv2d_backward_f64(&x64, &w64, &dz, l.spec.stride, l.spec.pad);
 
-    let weights = ConvWeights::new(ctx, "w", &wt, Some(&b), false).unwrap().with_algo(ConvAlgo::TiledWith(ConvTile { tm: 8, tn: 4, wg: 64 }));
+    let weights = ConvWeights::new(ctx, "w", &wt, Some(&b), false).unwrap().with_algo(ConvAlgo::TiledWith(ConvTile {
+        tm: 8,
+        tn: 4,
+        wg: 64,
+    }));
     let xg = ctx.upload("x", &x).unwrap();
     let y = ctx.tensor("y", [l.n, l.cout, oh, ow]).unwrap();
     let dy = ctx.upload("dy", &g).unwrap();
@@ -499,7 +552,18 @@ fn conv_backward_through_fused_leaky_relu() {
     let grads = weights.new_grads(ctx, "w").unwrap();
     let mut rec = ctx.recorder("leaky backward");
     conv_forward(&mut rec, xg.slice_all(), &weights, l.spec, y.slice_all()).unwrap();
-    conv_backward(&mut rec, xg.slice_all(), Some(&y), dy.slice_all(), &weights, l.spec, &grads, Some(dx.slice_all()), false).unwrap();
+    conv_backward(
+        &mut rec,
+        xg.slice_all(),
+        Some(&y),
+        dy.slice_all(),
+        &weights,
+        l.spec,
+        &grads,
+        Some(dx.slice_all()),
+        false,
+    )
+    .unwrap();
     rec.submit().unwrap();
     assert_close("leaky dx", &ctx.download(&dx).unwrap().data, &rdx.to_f32().data, DX_ABS, DX_REL);
     let (dw, db) = grads.download(ctx, &weights).unwrap();
@@ -509,5 +573,7 @@ fn conv_backward_through_fused_leaky_relu() {
 
     // Without the forward output the fused activation cannot be differentiated: a named error.
     let mut rec = ctx.recorder("leaky backward without y");
-    assert!(conv_backward(&mut rec, xg.slice_all(), None, dy.slice_all(), &weights, l.spec, &grads, None, false).is_err());
+    assert!(
+        conv_backward(&mut rec, xg.slice_all(), None, dy.slice_all(), &weights, l.spec, &grads, None, false).is_err()
+    );
 }

@@ -12,9 +12,10 @@ mod common;
 use common::{assert_close, gpu, Rng};
 use corrflow::bench::correlation::{run, CorrelationBenchOptions};
 use corrflow::ops::correlation::{
-    correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64, correlation_backward_naive, correlation_backward_with,
-    correlation_cpu, correlation_cpu_f64, correlation_forward_chunked, correlation_forward_naive, correlation_forward_with, subgroup_tiling_available,
-    CorrelationBand, CorrelationOptions, CorrelationSpec,
+    correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64, correlation_backward_naive,
+    correlation_backward_with, correlation_cpu, correlation_cpu_f64, correlation_forward_chunked,
+    correlation_forward_naive, correlation_forward_with, subgroup_tiling_available, CorrelationBand,
+    CorrelationOptions, CorrelationSpec,
 };
 use corrflow::{Context, Error, HostTensor, Tensor};
 
@@ -64,8 +65,17 @@ fn random_f64(rng: &mut Rng, n: usize) -> Vec<f64> {
 }
 
 /// Central differences of L = sum(w * correlation(a, b)) w.r.t. every element of `x` (a when `wrt_a`).
-fn finite_difference(shape: [usize; 4], a: &[f64], b: &[f64], w: &[f64], spec: CorrelationSpec, wrt_a: bool) -> Vec<f64> {
-    let loss = |a: &[f64], b: &[f64]| -> f64 { correlation_cpu_f64(shape, a, b, spec).unwrap().iter().zip(w).map(|(o, w)| o * w).sum() };
+fn finite_difference(
+    shape: [usize; 4],
+    a: &[f64],
+    b: &[f64],
+    w: &[f64],
+    spec: CorrelationSpec,
+    wrt_a: bool,
+) -> Vec<f64> {
+    let loss = |a: &[f64], b: &[f64]| -> f64 {
+        correlation_cpu_f64(shape, a, b, spec).unwrap().iter().zip(w).map(|(o, w)| o * w).sum()
+    };
     let h = 1e-3;
     let n = a.len();
     (0..n)
@@ -90,7 +100,12 @@ fn assert_close_f64(what: &str, actual: &[f64], expected: &[f64], tol: f64) {
         .zip(expected)
         .enumerate()
         // NaN compares as unordered and so fails.
-        .filter(|(_, (a, e))| !matches!((*a - *e).abs().partial_cmp(&(tol * (1.0 + e.abs()))), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)))
+        .filter(|(_, (a, e))| {
+            !matches!(
+                (*a - *e).abs().partial_cmp(&(tol * (1.0 + e.abs()))),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            )
+        })
         .take(8)
         .map(|(i, (a, e))| format!("[{i}] expected {e} got {a}"))
         .collect();
@@ -108,8 +123,18 @@ fn cpu_backward_matches_finite_differences() {
         let w = random_f64(&mut rng, shape[0] * spec.displacements() * oh * ow);
         let (ga, gb) = correlation_backward_cpu_f64(shape, &a, &b, &w, spec).unwrap();
         assert!(ga.iter().any(|&v| v != 0.0) && gb.iter().any(|&v| v != 0.0), "{spec:?}: gradients vanish");
-        assert_close_f64(&format!("grad_a {shape:?} {spec:?}"), &ga, &finite_difference(shape, &a, &b, &w, spec, true), 1e-9);
-        assert_close_f64(&format!("grad_b {shape:?} {spec:?}"), &gb, &finite_difference(shape, &a, &b, &w, spec, false), 1e-9);
+        assert_close_f64(
+            &format!("grad_a {shape:?} {spec:?}"),
+            &ga,
+            &finite_difference(shape, &a, &b, &w, spec, true),
+            1e-9,
+        );
+        assert_close_f64(
+            &format!("grad_b {shape:?} {spec:?}"),
+            &gb,
+            &finite_difference(shape, &a, &b, &w, spec, false),
+            1e-9,
+        );
     }
 }
 
@@ -121,13 +146,26 @@ fn cpu_f64_forward_agrees_with_the_f32_reference() {
         let b = rng.tensor(shape);
         let ours = correlation_cpu_f64(shape, &f64s(&a), &f64s(&b), spec).unwrap();
         let theirs = correlation_cpu(&a, &b, spec).unwrap();
-        assert_close(&format!("f64 forward {spec:?}"), &ours.iter().map(|&v| v as f32).collect::<Vec<_>>(), &theirs.data, 1e-6, 1e-6);
+        assert_close(
+            &format!("f64 forward {spec:?}"),
+            &ours.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            &theirs.data,
+            1e-6,
+            1e-6,
+        );
     }
 }
 
 /// Runs the GPU forward into channels [2, 2 + D) of a [N, D + 3, H', W'] tensor pre-filled with NaN and
 /// returns the slice plus whether the untouched channels stayed NaN.
-fn gpu_forward(ctx: &Context, a: &HostTensor, b: &HostTensor, spec: CorrelationSpec, leaky: Option<f32>, opts: Option<&CorrelationOptions>) -> (Vec<f32>, bool) {
+fn gpu_forward(
+    ctx: &Context,
+    a: &HostTensor,
+    b: &HostTensor,
+    spec: CorrelationSpec,
+    leaky: Option<f32>,
+    opts: Option<&CorrelationOptions>,
+) -> (Vec<f32>, bool) {
     let [n, _, h, w] = a.shape;
     let (oh, ow) = spec.output_size(h, w).unwrap();
     let d = spec.displacements();
@@ -190,7 +228,14 @@ fn tiled_and_naive_forward_match_cpu() {
 }
 
 /// GPU backward into NaN-filled gradients.
-fn gpu_backward(ctx: &Context, a: &HostTensor, b: &HostTensor, g: &HostTensor, spec: CorrelationSpec, tiled: bool) -> (HostTensor, HostTensor) {
+fn gpu_backward(
+    ctx: &Context,
+    a: &HostTensor,
+    b: &HostTensor,
+    g: &HostTensor,
+    spec: CorrelationSpec,
+    tiled: bool,
+) -> (HostTensor, HostTensor) {
     let ta = ctx.upload("a", a).unwrap();
     let tb = ctx.upload("b", b).unwrap();
     let tg = ctx.upload("g", g).unwrap();
@@ -219,8 +264,10 @@ fn gpu_backward_matches_finite_differences() {
         let b = rng.tensor(shape);
         let (oh, ow) = spec.output_size(shape[2], shape[3]).unwrap();
         let g = rng.tensor([shape[0], spec.displacements(), oh, ow]);
-        let fd_a: Vec<f32> = finite_difference(shape, &f64s(&a), &f64s(&b), &f64s(&g), spec, true).iter().map(|&v| v as f32).collect();
-        let fd_b: Vec<f32> = finite_difference(shape, &f64s(&a), &f64s(&b), &f64s(&g), spec, false).iter().map(|&v| v as f32).collect();
+        let fd_a: Vec<f32> =
+            finite_difference(shape, &f64s(&a), &f64s(&b), &f64s(&g), spec, true).iter().map(|&v| v as f32).collect();
+        let fd_b: Vec<f32> =
+            finite_difference(shape, &f64s(&a), &f64s(&b), &f64s(&g), spec, false).iter().map(|&v| v as f32).collect();
         for tiled in [true, false] {
             let (ga, gb) = gpu_backward(ctx, &a, &b, &g, spec, tiled);
             assert_close(&format!("grad_a (tiled {tiled}) vs finite differences {spec:?}"), &ga.data, &fd_a, ABS, REL);
@@ -286,7 +333,11 @@ fn row_bands_give_the_same_answer() {
         return;
     }
     let mut rng = Rng::new(29);
-    for (shape, spec) in [([2usize, 6, 19, 23], spec(3, 1, 3, 1, 1)), ([1, 5, 21, 17], spec(2, 3, 4, 2, 2)), ([1, 4, 20, 18], spec(4, 1, 4, 1, 2))] {
+    for (shape, spec) in [
+        ([2usize, 6, 19, 23], spec(3, 1, 3, 1, 1)),
+        ([1, 5, 21, 17], spec(2, 3, 4, 2, 2)),
+        ([1, 4, 20, 18], spec(4, 1, 4, 1, 2)),
+    ] {
         let a = rng.tensor(shape);
         let b = rng.tensor(shape);
         let (oh, ow) = spec.output_size(shape[2], shape[3]).unwrap();
@@ -304,7 +355,13 @@ fn row_bands_give_the_same_answer() {
         let bands = correlation_forward_chunked(&mut rec, &ta, &tb, spec, None, &opts).unwrap();
         rec.submit().unwrap();
         assert!(bands.len() >= 3, "{spec:?}: expected several bands, got {}", bands.len());
-        assert_close(&format!("banded forward {spec:?}"), &join_bands(ctx, &bands, out_shape).data, &expected.data, ABS, REL);
+        assert_close(
+            &format!("banded forward {spec:?}"),
+            &join_bands(ctx, &bands, out_shape).data,
+            &expected.data,
+            ABS,
+            REL,
+        );
 
         // Backward of the bands: each band's gradient as its own tensor; the input rows of neighbouring
         // bands overlap (kernel 3, the b halo), so later bands accumulate into earlier ones' rows.
@@ -334,8 +391,20 @@ fn row_bands_give_the_same_answer() {
             let o = CorrelationOptions { max_band_rows: sub_rows, ..opts };
             correlation_backward_chunked(&mut rec, &ta, &tb, &grads, spec, &ga, &gb, &o).unwrap();
             rec.submit().unwrap();
-            assert_close(&format!("banded grad_a {spec:?} {sub_rows:?}"), &ctx.download(&ga).unwrap().data, &want_a.data, ABS, REL);
-            assert_close(&format!("banded grad_b {spec:?} {sub_rows:?}"), &ctx.download(&gb).unwrap().data, &want_b.data, ABS, REL);
+            assert_close(
+                &format!("banded grad_a {spec:?} {sub_rows:?}"),
+                &ctx.download(&ga).unwrap().data,
+                &want_a.data,
+                ABS,
+                REL,
+            );
+            assert_close(
+                &format!("banded grad_b {spec:?} {sub_rows:?}"),
+                &ctx.download(&gb).unwrap().data,
+                &want_b.data,
+                ABS,
+                REL,
+            );
         }
 
         // The single-tensor entry points split their work the same way.
@@ -390,7 +459,14 @@ fn benchmark_report_runs_quickly_and_serialises() {
     assert!(r.naive_forward_ms.is_some(), "the pwc output is small enough for the naive baseline");
     let json = report.to_json();
     assert!(json.starts_with("{\"adapter\": \"") && json.ends_with("], \"skipped\": []}"), "{json}");
-    for key in ["\"fma_peak_gflops\": ", "\"configs\": [{\"name\": \"pwc\"", "\"forward_ms\": ", "\"forward_gflops\": ", "\"backward_ms\": ", "\"naive_forward_ms\": "] {
+    for key in [
+        "\"fma_peak_gflops\": ",
+        "\"configs\": [{\"name\": \"pwc\"",
+        "\"forward_ms\": ",
+        "\"forward_gflops\": ",
+        "\"backward_ms\": ",
+        "\"naive_forward_ms\": ",
+    ] {
         assert!(json.contains(key), "missing {key} in {json}");
     }
     let table = report.to_table();

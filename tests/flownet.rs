@@ -76,7 +76,9 @@ fn fixtures_pyramid_and_full_resolution_flow() {
             let (a, b) = (frame(&io, "frame_a"), frame(&io, "frame_b"));
             let pyramid = match net.arch().variant {
                 Variant::S => net.forward(ctx, &ctx.upload("ab", &stack(&a, &b)).unwrap(), None).unwrap(),
-                Variant::C => net.forward(ctx, &ctx.upload("a", &a).unwrap(), Some(&ctx.upload("b", &b).unwrap())).unwrap(),
+                Variant::C => {
+                    net.forward(ctx, &ctx.upload("a", &a).unwrap(), Some(&ctx.upload("b", &b).unwrap())).unwrap()
+                }
             };
             for (k, level) in pyramid.levels().into_iter().enumerate() {
                 let key = format!("flow{}", k + 2);
@@ -131,13 +133,17 @@ fn whole_network_gpu_matches_cpu_reference() {
         let a = rng.tensor([2, 3, 64, 128]);
         let b = rng.tensor([2, 3, 64, 128]);
         // A first pass on other data records the plan; the checked pass replays it with new inputs.
-        let zeros = ctx.upload("z", &HostTensor::zeros([2, if variant == Variant::S { 6 } else { 3 }, 64, 128])).unwrap();
+        let zeros =
+            ctx.upload("z", &HostTensor::zeros([2, if variant == Variant::S { 6 } else { 3 }, 64, 128])).unwrap();
         let z3 = ctx.upload("z3", &HostTensor::zeros([2, 3, 64, 128])).unwrap();
         net.forward(ctx, &zeros, (variant == Variant::C).then_some(&z3)).unwrap();
         let (gpu_pyr, cpu_pyr) = match variant {
             Variant::S => {
                 let ab = stack(&a, &b);
-                (net.forward(ctx, &ctx.upload("ab", &ab).unwrap(), None).unwrap(), forward_cpu(&arch, &weights, &ab, None).unwrap())
+                (
+                    net.forward(ctx, &ctx.upload("ab", &ab).unwrap(), None).unwrap(),
+                    forward_cpu(&arch, &weights, &ab, None).unwrap(),
+                )
             }
             Variant::C => (
                 net.forward(ctx, &ctx.upload("a", &a).unwrap(), Some(&ctx.upload("b", &b).unwrap())).unwrap(),

@@ -17,7 +17,19 @@ const REL: f32 = 1e-4;
 /// Runs a conv on the GPU, reading input channels [in_off, in_off + cin) of a wider tensor and writing
 /// output channels [out_off, out_off + cout) of a wider tensor, and checks the slice against the CPU.
 #[allow(clippy::too_many_arguments)]
-fn check_conv(seed: u64, n: usize, cin: usize, h: usize, w: usize, cout: usize, k: usize, spec: ConvSpec, bias: bool, transposed: bool, crop_to: Option<(usize, usize)>) {
+fn check_conv(
+    seed: u64,
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    spec: ConvSpec,
+    bias: bool,
+    transposed: bool,
+    crop_to: Option<(usize, usize)>,
+) {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng::new(seed);
     let (in_off, in_extra) = (1, 2);
@@ -25,11 +37,13 @@ fn check_conv(seed: u64, n: usize, cin: usize, h: usize, w: usize, cout: usize, 
     let x_wide = rng.tensor([n, cin + in_off + in_extra, h, w]);
     let x = HostTensor {
         shape: [n, cin, h, w],
-        data: (0..n).flat_map(|b| {
-            let plane = h * w;
-            let start = (b * (cin + in_off + in_extra) + in_off) * plane;
-            x_wide.data[start..start + cin * plane].to_vec()
-        }).collect(),
+        data: (0..n)
+            .flat_map(|b| {
+                let plane = h * w;
+                let start = (b * (cin + in_off + in_extra) + in_off) * plane;
+                x_wide.data[start..start + cin * plane].to_vec()
+            })
+            .collect(),
     };
     let wshape = if transposed { [cin, cout, k, k] } else { [cout, cin, k, k] };
     let wt = rng.tensor(wshape);
@@ -55,9 +69,15 @@ fn check_conv(seed: u64, n: usize, cin: usize, h: usize, w: usize, cout: usize, 
         let start = (bb * total_c + out_off) * plane;
         slice.extend_from_slice(&got.data[start..start + cout * plane]);
         // Channels outside the slice must stay untouched (NaN).
-        assert!(got.data[bb * total_c * plane..(bb * total_c + out_off) * plane].iter().all(|v| v.is_nan()), "wrote before the slice");
+        assert!(
+            got.data[bb * total_c * plane..(bb * total_c + out_off) * plane].iter().all(|v| v.is_nan()),
+            "wrote before the slice"
+        );
     }
-    let what = format!("{} n{n} cin{cin} {h}x{w} cout{cout} k{k} {spec:?}", if transposed { "conv_transpose2d" } else { "conv2d" });
+    let what = format!(
+        "{} n{n} cin{cin} {h}x{w} cout{cout} k{k} {spec:?}",
+        if transposed { "conv_transpose2d" } else { "conv2d" }
+    );
     assert_close(&what, &slice, &expected.data, ABS, REL);
 }
 
@@ -127,7 +147,12 @@ fn crop_and_concat_match_cpu() {
 fn resize_bilinear_matches_cpu() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng::new(23);
-    for (shape, oh, ow, scale) in [([1, 2, 12, 16], 48, 64, 20.0), ([2, 3, 37, 23], 64, 64, 1.0), ([1, 1, 50, 70], 13, 29, 0.5), ([1, 2, 1, 1], 5, 3, 1.0)] {
+    for (shape, oh, ow, scale) in [
+        ([1, 2, 12, 16], 48, 64, 20.0),
+        ([2, 3, 37, 23], 64, 64, 1.0),
+        ([1, 1, 50, 70], 13, 29, 0.5),
+        ([1, 2, 1, 1], 5, 3, 1.0),
+    ] {
         let x = rng.tensor(shape);
         let src = ctx.upload("src", &x).unwrap();
         let dst = ctx.tensor("dst", [shape[0], shape[1], oh, ow]).unwrap();
@@ -136,7 +161,13 @@ fn resize_bilinear_matches_cpu() {
         resize_bilinear(&mut rec, &src, &dst, scale).unwrap();
         rec.submit().unwrap();
         let expected = resize_bilinear_cpu(&x, oh, ow, scale);
-        assert_close(&format!("resize {shape:?} -> {oh}x{ow}"), &ctx.download(&dst).unwrap().data, &expected.data, 1e-5, 1e-5);
+        assert_close(
+            &format!("resize {shape:?} -> {oh}x{ow}"),
+            &ctx.download(&dst).unwrap().data,
+            &expected.data,
+            1e-5,
+            1e-5,
+        );
     }
 }
 
@@ -170,7 +201,13 @@ fn correlation_naive_matches_cpu() {
         let mut rec = ctx.recorder("corr");
         correlation_forward_naive(&mut rec, &ga, &gb, spec, out.slice_all(), None).unwrap();
         rec.submit().unwrap();
-        assert_close(&format!("correlation {shape:?} {spec:?}"), &ctx.download(&out).unwrap().data, &expected.data, 1e-5, 1e-4);
+        assert_close(
+            &format!("correlation {shape:?} {spec:?}"),
+            &ctx.download(&out).unwrap().data,
+            &expected.data,
+            1e-5,
+            1e-4,
+        );
     }
 }
 

@@ -1,7 +1,12 @@
 //! Every WGSL kernel parses and validates with naga (no GPU needed), and each Rust parameter struct has
 //! the size naga computes for its WGSL `Params` twin.
 
-use corrflow::ops::{conv::ConvParams, correlation::CorrelationParams, elementwise::{CropParams, LeakyReluParams}, resize::ResizeParams};
+use corrflow::ops::{
+    conv::ConvParams,
+    correlation::CorrelationParams,
+    elementwise::{CropParams, LeakyReluParams},
+    resize::ResizeParams,
+};
 use corrflow::runtime::Kernel;
 
 fn params_size(k: Kernel) -> usize {
@@ -29,8 +34,12 @@ fn params_size(k: Kernel) -> usize {
         Kernel::CorrelationForward => std::mem::size_of::<corrflow::ops::correlation::CorrelationTiledParams>(),
         Kernel::CorrelationPack => std::mem::size_of::<corrflow::ops::correlation::CorrelationPackParams>(),
         Kernel::CorrelationGradPack => std::mem::size_of::<corrflow::ops::correlation::CorrelationGradPackParams>(),
-        Kernel::CorrelationBackwardA | Kernel::CorrelationBackwardB => std::mem::size_of::<corrflow::ops::correlation::CorrelationBackwardParams>(),
-        Kernel::CorrelationBackwardANaive | Kernel::CorrelationBackwardBNaive => std::mem::size_of::<CorrelationParams>(),
+        Kernel::CorrelationBackwardA | Kernel::CorrelationBackwardB => {
+            std::mem::size_of::<corrflow::ops::correlation::CorrelationBackwardParams>()
+        }
+        Kernel::CorrelationBackwardANaive | Kernel::CorrelationBackwardBNaive => {
+            std::mem::size_of::<CorrelationParams>()
+        }
         Kernel::SubgroupProbe => std::mem::size_of::<corrflow::ops::correlation::SubgroupProbeParams>(),
         Kernel::FmaPeak => std::mem::size_of::<corrflow::bench::peak::FmaPeakParams>(),
     }
@@ -39,7 +48,8 @@ fn params_size(k: Kernel) -> usize {
 #[test]
 fn every_shader_validates_and_params_match() {
     for &k in Kernel::ALL {
-        let module = naga::front::wgsl::parse_str(k.source()).unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(k.source())));
+        let module = naga::front::wgsl::parse_str(k.source())
+            .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(k.source())));
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}: {e:?}", k.name()));
@@ -49,7 +59,13 @@ fn every_shader_validates_and_params_match() {
             .find(|(_, t)| t.name.as_deref() == Some("Params"))
             .unwrap_or_else(|| panic!("{} has no Params struct", k.name()));
         let wgsl_size = ty.inner.size(module.to_ctx()) as usize;
-        assert_eq!(wgsl_size, params_size(k), "{}: WGSL Params is {wgsl_size} bytes, Rust twin {}", k.name(), params_size(k));
+        assert_eq!(
+            wgsl_size,
+            params_size(k),
+            "{}: WGSL Params is {wgsl_size} bytes, Rust twin {}",
+            k.name(),
+            params_size(k)
+        );
         assert!(module.entry_points.iter().any(|e| e.name == "main"), "{} has no `main` entry point", k.name());
     }
 }

@@ -27,12 +27,20 @@ fn loss_and_every_gradient_match_fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let net = FlowNet::new(ctx, &Weights::load(dir.join("weights.safetensors")).unwrap()).unwrap();
         let io = Weights::load(dir.join("io.safetensors")).unwrap();
-        let batch = TrainBatch { frame_a: normalised_frame(&io, "frame_a"), frame_b: normalised_frame(&io, "frame_b"), flow: get4(&io, "gt_flow") };
+        let batch = TrainBatch {
+            frame_a: normalised_frame(&io, "frame_a"),
+            frame_b: normalised_frame(&io, "frame_b"),
+            flow: get4(&io, "gt_flow"),
+        };
         let mut trainer = Trainer::new(ctx, net, TrainConfig::default()).unwrap();
         let report = trainer.compute_gradients(ctx, &batch).unwrap();
         let want_loss = io.get("loss", &[1]).unwrap()[0];
         eprintln!("{name}: loss {} (fixture {want_loss})", report.loss);
-        assert!((report.loss - want_loss).abs() <= 1e-4 * want_loss.abs(), "{name}: loss {} vs {want_loss}", report.loss);
+        assert!(
+            (report.loss - want_loss).abs() <= 1e-4 * want_loss.abs(),
+            "{name}: loss {} vs {want_loss}",
+            report.loss
+        );
         let grads = trainer.gradients(ctx).unwrap();
         let want = Weights::load(dir.join("grads.safetensors")).unwrap();
         let mut worst = (0.0f32, String::new());
@@ -58,8 +66,13 @@ fn a_few_steps_on_one_batch_reduce_the_loss() {
     let dir = dirs.iter().find(|d| d.ends_with("flownetc_w0.125")).expect("flownetc_w0.125 fixture");
     let net = FlowNet::new(ctx, &Weights::load(dir.join("weights.safetensors")).unwrap()).unwrap();
     let io = Weights::load(dir.join("io.safetensors")).unwrap();
-    let batch = TrainBatch { frame_a: normalised_frame(&io, "frame_a"), frame_b: normalised_frame(&io, "frame_b"), flow: get4(&io, "gt_flow") };
-    let config = TrainConfig { adam: corrflow::ops::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
+    let batch = TrainBatch {
+        frame_a: normalised_frame(&io, "frame_a"),
+        frame_b: normalised_frame(&io, "frame_b"),
+        flow: get4(&io, "gt_flow"),
+    };
+    let config =
+        TrainConfig { adam: corrflow::ops::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
     let mut trainer = Trainer::new(ctx, net, config).unwrap();
     let first = trainer.step(ctx, &batch).unwrap();
     let mut last = first;
@@ -81,7 +94,8 @@ fn checkpoint_resume_continues_exactly() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("net.safetensors");
     let weights = Arch::new(Variant::S, 0.0625).init_weights(3);
-    let config = TrainConfig { adam: corrflow::ops::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
+    let config =
+        TrainConfig { adam: corrflow::ops::optim::AdamConfig { lr: 1e-3, ..Default::default() }, ..Default::default() };
     let mut loader = Loader::new(DataSource::Synthetic(SyntheticConfig::small()), 2, 64, 64, 9).unwrap();
     let batches: Vec<TrainBatch> = (0..3).map(|_| loader.next_batch().unwrap()).collect();
     // Straight through: three steps.
@@ -106,7 +120,8 @@ fn checkpoint_resume_continues_exactly() {
     }
     // The checkpoint is a plain weights file: the flow command's loader takes it.
     assert!(FlowNet::load(ctx, &path).is_ok());
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     assert!(names.iter().all(|n| !n.contains(".tmp")), "temporary files left: {names:?}");
 }
 
@@ -119,7 +134,10 @@ fn loader_reads_flyingchairs_folder_and_synthetic_pairs() {
     let b = synthetic.next_batch().unwrap();
     assert_eq!((b.frame_a.shape, b.flow.shape), ([3, 3, 64, 128], [3, 2, 64, 128]));
     assert!(b.flow.data.iter().any(|&v| v != 0.0));
-    assert!(Loader::new(DataSource::Synthetic(SyntheticConfig::small()), 1, 60, 64, 1).is_err(), "sizes must be multiples of 64");
+    assert!(
+        Loader::new(DataSource::Synthetic(SyntheticConfig::small()), 1, 60, 64, 1).is_err(),
+        "sizes must be multiples of 64"
+    );
     let chairs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flyingchairs");
     if !chairs.exists() {
         eprintln!("skipping the folder loader: {} not found", chairs.display());
@@ -127,7 +145,10 @@ fn loader_reads_flyingchairs_folder_and_synthetic_pairs() {
     }
     let samples = scan_folder(&chairs).unwrap();
     assert_eq!(samples.len(), 3);
-    assert!(samples[0].frame_a.to_string_lossy().ends_with("0000000-img0.ppm") && samples[0].frame_b.to_string_lossy().ends_with("0000000-img1.ppm"));
+    assert!(
+        samples[0].frame_a.to_string_lossy().ends_with("0000000-img0.ppm")
+            && samples[0].frame_b.to_string_lossy().ends_with("0000000-img1.ppm")
+    );
     let mut folder = Loader::new(DataSource::Folder(samples.clone()), 2, 320, 448, 2).unwrap();
     let b = folder.next_batch().unwrap();
     // A crop of real FlyingChairs flow: finite, non-zero, within the dataset's range.

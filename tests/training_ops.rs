@@ -23,7 +23,13 @@ fn adaptive_avg_pool_matches_cpu_and_hand_values() {
         let mut rec = ctx.recorder("pool");
         adaptive_avg_pool(&mut rec, &src, &dst, 0.05).unwrap();
         rec.submit().unwrap();
-        assert_close(&format!("pool {shape:?}"), &ctx.download(&dst).unwrap().data, &adaptive_avg_pool_cpu(&x, oh, ow, 0.05).data, 1e-6, 1e-5);
+        assert_close(
+            &format!("pool {shape:?}"),
+            &ctx.download(&dst).unwrap().data,
+            &adaptive_avg_pool_cpu(&x, oh, ow, 0.05).data,
+            1e-6,
+            1e-5,
+        );
     }
 }
 
@@ -40,8 +46,13 @@ fn epe_loss_gradient_by_finite_differences() {
         plus.data[i] += h;
         let mut minus = pred.clone();
         minus.data[i] -= h;
-        let numeric = (epe_loss_cpu(&plus, &target, scale).0 - epe_loss_cpu(&minus, &target, scale).0) / (2.0 * h as f64);
-        assert!((numeric - grad.data[i] as f64).abs() < 1e-3, "element {i}: numeric {numeric}, analytic {}", grad.data[i]);
+        let numeric =
+            (epe_loss_cpu(&plus, &target, scale).0 - epe_loss_cpu(&minus, &target, scale).0) / (2.0 * h as f64);
+        assert!(
+            (numeric - grad.data[i] as f64).abs() < 1e-3,
+            "element {i}: numeric {numeric}, analytic {}",
+            grad.data[i]
+        );
     }
 }
 

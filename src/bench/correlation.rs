@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::peak::measure_fma_peak_gflops_with;
 use crate::error::Result;
 use crate::ops::correlation::{
-    correlation_backward, correlation_backward_chunked, correlation_forward, correlation_forward_chunked, correlation_forward_naive,
-    subgroup_tiling_available, CorrelationOptions, CorrelationSpec,
+    correlation_backward, correlation_backward_chunked, correlation_forward, correlation_forward_chunked,
+    correlation_forward_naive, subgroup_tiling_available, CorrelationOptions, CorrelationSpec,
 };
 use crate::runtime::{Context, HostTensor, Program, Tensor};
 
@@ -30,10 +30,31 @@ impl CorrelationConfig {
     pub fn standard() -> Vec<CorrelationConfig> {
         let pwc = CorrelationSpec { pad: 4, kernel_size: 1, max_displacement: 4, stride1: 1, stride2: 1 };
         vec![
-            CorrelationConfig { name: "flownetc_b1", batch: 1, channels: 256, height: 48, width: 64, spec: CorrelationSpec::FLOWNETC },
-            CorrelationConfig { name: "flownetc_b8", batch: 8, channels: 256, height: 48, width: 64, spec: CorrelationSpec::FLOWNETC },
+            CorrelationConfig {
+                name: "flownetc_b1",
+                batch: 1,
+                channels: 256,
+                height: 48,
+                width: 64,
+                spec: CorrelationSpec::FLOWNETC,
+            },
+            CorrelationConfig {
+                name: "flownetc_b8",
+                batch: 8,
+                channels: 256,
+                height: 48,
+                width: 64,
+                spec: CorrelationSpec::FLOWNETC,
+            },
             CorrelationConfig { name: "pwc", batch: 1, channels: 128, height: 96, width: 128, spec: pwc },
-            CorrelationConfig { name: "hd1080_quarter", batch: 1, channels: 256, height: 270, width: 480, spec: CorrelationSpec::FLOWNETC },
+            CorrelationConfig {
+                name: "hd1080_quarter",
+                batch: 1,
+                channels: 256,
+                height: 270,
+                width: 480,
+                spec: CorrelationSpec::FLOWNETC,
+            },
         ]
     }
 
@@ -142,12 +163,27 @@ impl CorrelationReport {
         let mut s = format!(
             "adapter: {}\nkernels: {}\nFMA peak (register-only kernel, this run): {:.1} GFLOP/s\n\n",
             self.adapter,
-            if self.tiled { "subgroup-tiled forward/backward" } else { "portable (no subgroups): naive forward/backward" },
+            if self.tiled {
+                "subgroup-tiled forward/backward"
+            } else {
+                "portable (no subgroups): naive forward/backward"
+            },
             self.fma_peak_gflops
         );
         s.push_str(&format!(
             "{:<15} {:>5} {:>10} {:>9} {:>7} {:>7} {:>11} {:>9} {:>7} {:>8} {:>11} {:>8}\n",
-            "config", "bands", "fwd ms", "GFLOP/s", "%peak", "GB/s", "bwd ms", "GFLOP/s", "%peak", "bwd/fwd", "naive ms", "speedup"
+            "config",
+            "bands",
+            "fwd ms",
+            "GFLOP/s",
+            "%peak",
+            "GB/s",
+            "bwd ms",
+            "GFLOP/s",
+            "%peak",
+            "bwd/fwd",
+            "naive ms",
+            "speedup"
         ));
         for r in &self.results {
             let naive = r.naive_forward_ms.map_or("-".to_string(), |v| format!("{v:.1}"));
@@ -215,8 +251,11 @@ impl CorrelationReport {
                 )
             })
             .collect();
-        let skipped: Vec<String> =
-            self.skipped.iter().map(|(name, reason)| format!("{{\"name\": {}, \"reason\": {}}}", json_string(name), json_string(reason))).collect();
+        let skipped: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(name, reason)| format!("{{\"name\": {}, \"reason\": {}}}", json_string(name), json_string(reason)))
+            .collect();
         format!(
             "{{\"adapter\": {}, \"tiled\": {}, \"fma_peak_gflops\": {}, \"configs\": [{}], \"skipped\": [{}]}}",
             json_string(&self.adapter),
@@ -372,7 +411,9 @@ pub fn run(ctx: &Context, opts: &CorrelationBenchOptions) -> Result<CorrelationR
                 (Some(time_program(ctx, program, 1, false)?), None)
             }
             Some(_) => (None, Some("quick run (output over 8 MiB)".to_string())),
-            None => (None, Some("its output exceeds one storage binding (the naive kernel writes one tensor)".to_string())),
+            None => {
+                (None, Some("its output exceeds one storage binding (the naive kernel writes one tensor)".to_string()))
+            }
         };
         results.push(CorrelationResult {
             bands: prepared.bands,

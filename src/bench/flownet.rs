@@ -141,8 +141,10 @@ fn best_time(ctx: &Context, program: &Program, runs: usize) -> Result<f64> {
 
 /// Times every segment alone; forward FLOP attributed by layer name (backward segments: 2x the layer's).
 fn layer_breakdown(ctx: &Context, program: &Program, config: &FlowNetConfig) -> Result<Vec<LayerTiming>> {
-    let flops: BTreeMap<String, f64> =
-        Arch::new(config.variant, config.width_multiplier).layer_flops(config.batch, config.height, config.width).into_iter().collect();
+    let flops: BTreeMap<String, f64> = Arch::new(config.variant, config.width_multiplier)
+        .layer_flops(config.batch, config.height, config.width)
+        .into_iter()
+        .collect();
     let mut by_name: BTreeMap<String, LayerTiming> = BTreeMap::new();
     for (label, segment) in program.segments() {
         if segment.is_empty() {
@@ -225,10 +227,14 @@ pub fn run(ctx: &Context, opts: &FlowNetBenchOptions) -> Result<FlowNetReport> {
     let fma_peak_gflops = measure_fma_peak_gflops_with(ctx, if opts.smoke { 1 } else { 3 })?;
     let configs = if opts.smoke { smoke_configs() } else { FlowNetConfig::standard() };
     let mut results = Vec::new();
-    let selected: Vec<&FlowNetConfig> = configs.iter().filter(|c| opts.only.is_empty() || opts.only.iter().any(|o| o == &c.name)).collect();
+    let selected: Vec<&FlowNetConfig> =
+        configs.iter().filter(|c| opts.only.is_empty() || opts.only.iter().any(|o| o == &c.name)).collect();
     if selected.is_empty() {
         let names: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
-        return Err(crate::Error::InvalidParam { op: "bench flownet", message: format!("no config named {:?}; the configs are {names:?}", opts.only) });
+        return Err(crate::Error::InvalidParam {
+            op: "bench flownet",
+            message: format!("no config named {:?}; the configs are {names:?}", opts.only),
+        });
     }
     for (i, config) in selected.iter().enumerate() {
         if opts.progress {
@@ -250,17 +256,32 @@ impl FlowNetReport {
     /// Human-readable table with the per-layer breakdown (top layers of each config).
     pub fn to_table(&self) -> String {
         let peak = self.fma_peak_gflops;
-        let mut s = format!("adapter: {}\nFMA peak (register-only kernel, this run): {peak:.1} GFLOP/s\n\n", self.adapter);
-        s.push_str(&format!("{:<26} {:>10} {:>9} {:>7} {:>12} {:>9}\n", "config", "ms", "GFLOP/s", "%peak", "direct ms", "speedup"));
+        let mut s =
+            format!("adapter: {}\nFMA peak (register-only kernel, this run): {peak:.1} GFLOP/s\n\n", self.adapter);
+        s.push_str(&format!(
+            "{:<26} {:>10} {:>9} {:>7} {:>12} {:>9}\n",
+            "config", "ms", "GFLOP/s", "%peak", "direct ms", "speedup"
+        ));
         for r in &self.results {
             let (base, speedup) = match r.baseline_ms {
                 Some(b) => (format!("{b:.0}"), format!("{:.1}x", b / r.ms)),
                 None => ("-".into(), "-".into()),
             };
-            s.push_str(&format!("{:<26} {:>10.1} {:>9.2} {:>6.1}% {:>12} {:>9}\n", r.config.name, r.ms, r.gflops, 100.0 * r.gflops / peak, base, speedup));
+            s.push_str(&format!(
+                "{:<26} {:>10.1} {:>9.2} {:>6.1}% {:>12} {:>9}\n",
+                r.config.name,
+                r.ms,
+                r.gflops,
+                100.0 * r.gflops / peak,
+                base,
+                speedup
+            ));
         }
         for r in &self.results {
-            s.push_str(&format!("\n{} ({} x {}x{}, width {}): slowest layers, each run alone\n", r.config.name, r.config.batch, r.config.width, r.config.height, r.config.width_multiplier));
+            s.push_str(&format!(
+                "\n{} ({} x {}x{}, width {}): slowest layers, each run alone\n",
+                r.config.name, r.config.batch, r.config.width, r.config.height, r.config.width_multiplier
+            ));
             s.push_str(&format!("  {:<28} {:>9} {:>9} {:>7}\n", "layer", "ms", "GFLOP/s", "%peak"));
             for l in r.layers.iter().take(12) {
                 let g = if l.ms > 0.0 { l.gflop / (l.ms / 1e3) } else { 0.0 };

@@ -130,9 +130,35 @@ pub fn main() -> ExitCode {
         Command::Flow { a, b, weights, out, png, gt } => flow(a, b, weights, &out, &png, gt),
         Command::Info => info(),
         Command::Bench { what } => bench(what),
-        Command::Train { variant, width, init, resume, steps, batch, size, lr, warmup, data, out, checkpoint_every, seed } => {
-            train(TrainArgs { variant, width, init, resume, steps, batch, size, lr, warmup, data, out, checkpoint_every, seed })
-        }
+        Command::Train {
+            variant,
+            width,
+            init,
+            resume,
+            steps,
+            batch,
+            size,
+            lr,
+            warmup,
+            data,
+            out,
+            checkpoint_every,
+            seed,
+        } => train(TrainArgs {
+            variant,
+            width,
+            init,
+            resume,
+            steps,
+            batch,
+            size,
+            lr,
+            warmup,
+            data,
+            out,
+            checkpoint_every,
+            seed,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,7 +201,10 @@ struct TrainArgs {
 }
 
 fn parse_size(size: &str) -> Result<(usize, usize)> {
-    let bad = || Error::InvalidParam { op: "train", message: format!("--size {size:?}: expected WxH with multiples of 64, e.g. 256x192") };
+    let bad = || Error::InvalidParam {
+        op: "train",
+        message: format!("--size {size:?}: expected WxH with multiples of 64, e.g. 256x192"),
+    };
     let (w, h) = size.split_once(['x', 'X']).ok_or_else(bad)?;
     let (w, h): (usize, usize) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
     if w == 0 || h == 0 || w % 64 != 0 || h % 64 != 0 {
@@ -202,7 +231,12 @@ fn train(args: TrainArgs) -> Result<()> {
     println!("adapter: {}", ctx.adapter());
     let mut trainer = if args.resume {
         let (t, optimizer) = Trainer::resume(&ctx, &args.out, config)?;
-        println!("resumed {} at step {}{}", args.out.display(), t.steps(), if optimizer { "" } else { " (Adam state missing or stale: moments restart at zero)" });
+        println!(
+            "resumed {} at step {}{}",
+            args.out.display(),
+            t.steps(),
+            if optimizer { "" } else { " (Adam state missing or stale: moments restart at zero)" }
+        );
         t
     } else {
         let weights = match &args.init {
@@ -217,10 +251,21 @@ fn train(args: TrainArgs) -> Result<()> {
         None => DataSource::Synthetic(corrflow::data::synthetic::SyntheticConfig::default()),
     };
     let described = match &source {
-        DataSource::Folder(s) => format!("{} samples from {}", s.len(), args.data.as_deref().map(|p| p.display().to_string()).unwrap_or_default()),
+        DataSource::Folder(s) => format!(
+            "{} samples from {}",
+            s.len(),
+            args.data.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+        ),
         DataSource::Synthetic(_) => "synthetic FlyingChairs-style pairs".to_string(),
     };
-    println!("training {} width {} ({} parameters) on {described}, batch {} at {w}x{h}, to step {}", arch.variant, arch.width, arch.num_params(), args.batch, args.steps);
+    println!(
+        "training {} width {} ({} parameters) on {described}, batch {} at {w}x{h}, to step {}",
+        arch.variant,
+        arch.width,
+        arch.num_params(),
+        args.batch,
+        args.steps
+    );
     let mut loader = Loader::new(source, args.batch, h, w, args.seed.wrapping_add(trainer.steps()))?;
     let start = std::time::Instant::now();
     let first_step = trainer.steps();
@@ -236,7 +281,10 @@ fn train(args: TrainArgs) -> Result<()> {
             let left = (args.steps - report.step) as f64 / rate.max(1e-9);
             let mean = recent.iter().sum::<f32>() / recent.len() as f32;
             recent.clear();
-            println!("step {:>7}  loss {mean:>9.4}  lr {:.2e}  {rate:.2} steps/s  ETA {:.0} s", report.step, report.lr, left);
+            println!(
+                "step {:>7}  loss {mean:>9.4}  lr {:.2e}  {rate:.2} steps/s  ETA {:.0} s",
+                report.step, report.lr, left
+            );
         }
         if report.step % every == 0 || report.step == args.steps {
             trainer.save_checkpoint(&ctx, &args.out)?;
@@ -251,7 +299,10 @@ fn bench(what: BenchCommand) -> Result<()> {
     eprintln!("adapter: {}", ctx.adapter());
     match what {
         BenchCommand::Correlation { json, quick, only } => {
-            let report = corrflow::bench::correlation::run(&ctx, &corrflow::bench::correlation::CorrelationBenchOptions { quick, only })?;
+            let report = corrflow::bench::correlation::run(
+                &ctx,
+                &corrflow::bench::correlation::CorrelationBenchOptions { quick, only },
+            )?;
             println!("{}", if json { report.to_json() } else { report.to_table() });
         }
         BenchCommand::Flownet { json, only, runs, baseline, smoke } => {
@@ -281,16 +332,31 @@ fn write_flow(path: &Path, flow: &Flow) -> Result<()> {
     }
 }
 
-fn flow(a: Option<PathBuf>, b: Option<PathBuf>, weights: Option<PathBuf>, out: &Path, png: &Path, gt: Option<PathBuf>) -> Result<()> {
+fn flow(
+    a: Option<PathBuf>,
+    b: Option<PathBuf>,
+    weights: Option<PathBuf>,
+    out: &Path,
+    png: &Path,
+    gt: Option<PathBuf>,
+) -> Result<()> {
     let t_load = Instant::now();
     let (frame_a, frame_b, demo_gt) = match (a, b) {
         (Some(a), Some(b)) => (load_frame(&a)?, load_frame(&b)?, None),
         (None, None) => {
             let (a, b, f) = corrflow::data::demo::demo_pair();
-            println!("frames: built-in demo pair {}x{} (known motion: rotation, zoom and shift)", a.width(), a.height());
+            println!(
+                "frames: built-in demo pair {}x{} (known motion: rotation, zoom and shift)",
+                a.width(),
+                a.height()
+            );
             (image::DynamicImage::ImageRgb8(a), image::DynamicImage::ImageRgb8(b), Some(f))
         }
-        _ => return Err(Error::Mismatch { message: "give two frames (A and B), or none for the built-in demo pair".into() }),
+        _ => {
+            return Err(Error::Mismatch {
+                message: "give two frames (A and B), or none for the built-in demo pair".into(),
+            })
+        }
     };
     let weights_path = weights.ok_or_else(|| Error::Weights {
         path: "(none given)".into(),
@@ -301,11 +367,20 @@ fn flow(a: Option<PathBuf>, b: Option<PathBuf>, weights: Option<PathBuf>, out: &
     println!("adapter: {}", ctx.adapter());
     let net = FlowNet::new(&ctx, &weights)?;
     let arch = net.arch();
-    println!("network: {} width {} ({} parameters) from {}", arch.variant, arch.width, arch.num_params(), weights_path.display());
+    println!(
+        "network: {} width {} ({} parameters) from {}",
+        arch.variant,
+        arch.width,
+        arch.num_params(),
+        weights_path.display()
+    );
     let load_time = t_load.elapsed();
     let report = net.estimate_report(&ctx, &frame_a, &frame_b)?;
     let flow = &report.flow;
-    println!("frames {}x{}, network input {}x{}", flow.width, flow.height, report.network_size.0, report.network_size.1);
+    println!(
+        "frames {}x{}, network input {}x{}",
+        flow.width, flow.height, report.network_size.0, report.network_size.1
+    );
     println!("time: load {:.1} ms", load_time.as_secs_f64() * 1e3);
     for (stage, d) in &report.stages {
         println!("time: {stage} {:.1} ms", d.as_secs_f64() * 1e3);

@@ -16,7 +16,9 @@ pub fn load_frame(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
     let path = path.as_ref();
     let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
     let reader = reader.with_guessed_format().map_err(|e| Error::io(path, e))?;
-    reader.decode().map_err(|e| Error::Image { path: path.to_path_buf(), message: format!("cannot decode as an image: {e}") })
+    reader
+        .decode()
+        .map_err(|e| Error::Image { path: path.to_path_buf(), message: format!("cannot decode as an image: {e}") })
 }
 
 /// The flow and how long each stage took.
@@ -50,23 +52,40 @@ pub(crate) fn normalise(img: &image::DynamicImage) -> HostTensor {
 
 impl FlowNet {
     /// Optical flow from `frame_a` to `frame_b` (same size, any size >= 1x1), in pixels at full resolution.
-    pub fn estimate(&self, ctx: &Context, frame_a: &image::DynamicImage, frame_b: &image::DynamicImage) -> Result<Flow> {
+    pub fn estimate(
+        &self,
+        ctx: &Context,
+        frame_a: &image::DynamicImage,
+        frame_b: &image::DynamicImage,
+    ) -> Result<Flow> {
         Ok(self.estimate_report(ctx, frame_a, frame_b)?.flow)
     }
 
     /// [`FlowNet::estimate`] with per-stage timings.
-    pub fn estimate_report(&self, ctx: &Context, frame_a: &image::DynamicImage, frame_b: &image::DynamicImage) -> Result<EstimateReport> {
+    pub fn estimate_report(
+        &self,
+        ctx: &Context,
+        frame_a: &image::DynamicImage,
+        frame_b: &image::DynamicImage,
+    ) -> Result<EstimateReport> {
         let (w, h) = (frame_a.width() as usize, frame_a.height() as usize);
         if (frame_b.width() as usize, frame_b.height() as usize) != (w, h) {
             return Err(Error::Mismatch {
-                message: format!("frames differ in size: {}x{} and {}x{}; pass two frames of the same video", w, h, frame_b.width(), frame_b.height()),
+                message: format!(
+                    "frames differ in size: {}x{} and {}x{}; pass two frames of the same video",
+                    w,
+                    h,
+                    frame_b.width(),
+                    frame_b.height()
+                ),
             });
         }
         if w == 0 || h == 0 {
             return Err(Error::Mismatch { message: "a frame is empty (0 pixels)".into() });
         }
         let (nh, nw) = (network_side(h), network_side(w));
-        let hint = |e: Error| match e {
+        let hint = |e: Error| {
+            match e {
             Error::TooLarge { name, shape, bytes, limit, adapter, .. } => Error::TooLarge {
                 name,
                 shape,
@@ -76,6 +95,7 @@ impl FlowNet {
                 hint: format!("; the frames are {w}x{h} (network input {nw}x{nh}): downscale them (e.g. to half size) or use a GPU with larger storage buffers"),
             },
             e => e,
+        }
         };
         let t0 = Instant::now();
         let prep = |img: &image::DynamicImage, name: &str| -> Result<Tensor> {

@@ -56,26 +56,64 @@ pub struct LayerDef {
 
 impl LayerDef {
     fn conv(name: &str, cin: usize, cout: usize, k: usize, stride: usize) -> Self {
-        LayerDef { name: name.into(), cin, cout, k, stride, pad: (k - 1) / 2, transposed: false, bias: true, leaky: true }
+        LayerDef {
+            name: name.into(),
+            cin,
+            cout,
+            k,
+            stride,
+            pad: (k - 1) / 2,
+            transposed: false,
+            bias: true,
+            leaky: true,
+        }
     }
     fn deconv(name: &str, cin: usize, cout: usize) -> Self {
         LayerDef { name: name.into(), cin, cout, k: 4, stride: 2, pad: 1, transposed: true, bias: false, leaky: true }
     }
     fn predict_flow(name: &str, cin: usize) -> Self {
-        LayerDef { name: name.into(), cin, cout: 2, k: 3, stride: 1, pad: 1, transposed: false, bias: false, leaky: false }
+        LayerDef {
+            name: name.into(),
+            cin,
+            cout: 2,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            transposed: false,
+            bias: false,
+            leaky: false,
+        }
     }
     fn upflow(name: &str) -> Self {
-        LayerDef { name: name.into(), cin: 2, cout: 2, k: 4, stride: 2, pad: 1, transposed: true, bias: false, leaky: false }
+        LayerDef {
+            name: name.into(),
+            cin: 2,
+            cout: 2,
+            k: 4,
+            stride: 2,
+            pad: 1,
+            transposed: true,
+            bias: false,
+            leaky: false,
+        }
     }
     /// State-dict name of the weight tensor (`conv1.0.weight`, `predict_flow2.weight`, ...).
     pub fn weight_name(&self) -> String {
-        if self.leaky { format!("{}.0.weight", self.name) } else { format!("{}.weight", self.name) }
+        if self.leaky {
+            format!("{}.0.weight", self.name)
+        } else {
+            format!("{}.weight", self.name)
+        }
     }
     pub fn bias_name(&self) -> String {
         format!("{}.0.bias", self.name)
     }
     pub fn weight_shape(&self) -> [usize; 4] {
-        if self.transposed { [self.cin, self.cout, self.k, self.k] } else { [self.cout, self.cin, self.k, self.k] }
+        if self.transposed {
+            [self.cin, self.cout, self.k, self.k]
+        } else {
+            [self.cout, self.cin, self.k, self.k]
+        }
     }
     pub fn spec(&self) -> ConvSpec {
         ConvSpec { stride: self.stride, pad: self.pad, leaky: self.leaky.then_some(LEAKY_SLOPE) }
@@ -211,7 +249,8 @@ impl Arch {
         for l in self.layers() {
             let k = scale(&l.name);
             let pixels = (n * (h >> k) * (w >> k)) as f64;
-            let taps = if l.transposed { (l.k * l.k) as f64 / (l.stride * l.stride) as f64 } else { (l.k * l.k) as f64 };
+            let taps =
+                if l.transposed { (l.k * l.k) as f64 / (l.stride * l.stride) as f64 } else { (l.k * l.k) as f64 };
             let tower = self.variant == Variant::C && matches!(l.name.as_str(), "conv1" | "conv2" | "conv3");
             let flops = 2.0 * pixels * (l.cin * l.cout) as f64 * taps * if tower { 2.0 } else { 1.0 };
             out.push((l.name.clone(), flops));
@@ -283,7 +322,10 @@ impl Arch {
         if let Some(extra) = weights.names().find(|n| !expected.contains(*n)) {
             return Err(Error::Weights {
                 path: weights.source.clone(),
-                message: format!("unexpected tensor `{extra}` for {} at width {} (batch-norm checkpoints are not supported)", self.variant, self.width),
+                message: format!(
+                    "unexpected tensor `{extra}` for {} at width {} (batch-norm checkpoints are not supported)",
+                    self.variant, self.width
+                ),
             });
         }
         Ok(())
@@ -397,10 +439,18 @@ impl FlowNet {
 
     /// The layer `name` and its GPU weights.
     pub fn layer(&self, name: &str) -> Result<&(LayerDef, ConvWeights)> {
-        self.layers.get(name).ok_or_else(|| Error::Weights { path: String::new(), message: format!("layer `{name}` missing") })
+        self.layers
+            .get(name)
+            .ok_or_else(|| Error::Weights { path: String::new(), message: format!("layer `{name}` missing") })
     }
 
-    fn conv(&self, rec: &mut Recorder<'_>, name: &str, x: crate::ops::Slice<'_>, out: crate::ops::Slice<'_>) -> Result<()> {
+    fn conv(
+        &self,
+        rec: &mut Recorder<'_>,
+        name: &str,
+        x: crate::ops::Slice<'_>,
+        out: crate::ops::Slice<'_>,
+    ) -> Result<()> {
         let (def, w) = self.layer(name)?;
         rec.mark(name);
         conv_forward(rec, x, w, def.spec(), out)
@@ -421,9 +471,12 @@ impl FlowNet {
         if cin != want_cin || (self.arch.variant == Variant::C) != b.is_some() {
             return Err(Error::Shape {
                 op: "flownet",
-                message: format!("{} takes {} (got {cin} channels, second frame {})", self.arch.variant,
+                message: format!(
+                    "{} takes {} (got {cin} channels, second frame {})",
+                    self.arch.variant,
                     if want_cin == 6 { "one [N, 6, H, W] input" } else { "two [N, 3, H, W] inputs" },
-                    if b.is_some() { "given" } else { "absent" }),
+                    if b.is_some() { "given" } else { "absent" }
+                ),
             });
         }
         if let Some(b) = b {
@@ -537,7 +590,10 @@ impl FlowNet {
         let channels = if self.arch.variant == Variant::S { 6 } else { 3 };
         let b = (self.arch.variant == Variant::C).then_some([n, 3, h, w]);
         let key = self.check_input([n, channels, h, w], b)?;
-        let mut plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
+        let mut plans = self.plans.lock().map_err(|_| Error::Gpu {
+            op: "flownet".into(),
+            message: "plan cache poisoned by an earlier panic".into(),
+        })?;
         if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(key) {
             let acts = self.activations(ctx, n, h, w)?;
             let mut rec = ctx.recorder("flownet forward (record)");
@@ -545,7 +601,10 @@ impl FlowNet {
             let program = rec.finish_program()?;
             e.insert(ForwardPlan { acts, program });
         }
-        plans.get(&key).map(|p| p.program.clone()).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })
+        plans
+            .get(&key)
+            .map(|p| p.program.clone())
+            .ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })
     }
 
     /// Runs the network on normalised frames. For FlowNetS pass `a` = both frames stacked [N, 6, H, W] and
@@ -557,8 +616,12 @@ impl FlowNet {
     pub fn forward(&self, ctx: &Context, a: &Tensor, b: Option<&Tensor>) -> Result<Pyramid<Tensor>> {
         let key = self.check_input(a.shape(), b.map(|b| b.shape()))?;
         self.recorded_forward(ctx, key.0, key.1, key.2)?;
-        let plans = self.plans.lock().map_err(|_| Error::Gpu { op: "flownet".into(), message: "plan cache poisoned by an earlier panic".into() })?;
-        let plan = plans.get(&key).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })?;
+        let plans = self.plans.lock().map_err(|_| Error::Gpu {
+            op: "flownet".into(),
+            message: "plan cache poisoned by an earlier panic".into(),
+        })?;
+        let plan =
+            plans.get(&key).ok_or_else(|| Error::Gpu { op: "flownet".into(), message: "plan missing".into() })?;
         let mut rec = ctx.recorder("flownet forward");
         rec.copy(a.buffer(), 0, plan.acts.get("input")?.buffer(), 0, a.bytes());
         if let Some(b) = b {
@@ -572,10 +635,18 @@ impl FlowNet {
 
 /// CPU reference forward of the whole network (f64 accumulation per op), from the same [`Arch`]. Inputs
 /// as in [`FlowNet::forward`], on the host. Slow: for tests at small sizes and widths.
-pub fn forward_cpu(arch: &Arch, weights: &Weights, a: &HostTensor, b: Option<&HostTensor>) -> Result<Pyramid<HostTensor>> {
+pub fn forward_cpu(
+    arch: &Arch,
+    weights: &Weights,
+    a: &HostTensor,
+    b: Option<&HostTensor>,
+) -> Result<Pyramid<HostTensor>> {
     let defs: HashMap<String, LayerDef> = arch.layers().into_iter().map(|l| (l.name.clone(), l)).collect();
     let conv = |name: &str, x: &HostTensor, out_hw: Option<(usize, usize)>| -> Result<HostTensor> {
-        let l = defs.get(name).ok_or_else(|| Error::Weights { path: weights.source.clone(), message: format!("layer `{name}` missing") })?;
+        let l = defs.get(name).ok_or_else(|| Error::Weights {
+            path: weights.source.clone(),
+            message: format!("layer `{name}` missing"),
+        })?;
         let w = weights.get4(&l.weight_name(), l.weight_shape())?;
         let bias = if l.bias { Some(weights.get(&l.bias_name(), &[l.cout])?) } else { None };
         Ok(if l.transposed {

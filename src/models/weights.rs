@@ -35,9 +35,13 @@ impl Weights {
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(err(format!("tensor `{name}` is {:?}; corrflow reads f32 weights (convert with `.float()` before saving)", view.dtype())));
+                return Err(err(format!(
+                    "tensor `{name}` is {:?}; corrflow reads f32 weights (convert with `.float()` before saving)",
+                    view.dtype()
+                )));
             }
-            let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(err(format!("tensor `{name}` holds a non-finite value ({}) at flat index {i}: the file is corrupt or from a diverged training run", data[i])));
             }
@@ -108,7 +112,8 @@ impl Weights {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::Weights { path: self.source.clone(), message: e.to_string() })?;
         let meta: std::collections::HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Weights { path: self.source.clone(), message: e.to_string() })
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::Weights { path: self.source.clone(), message: e.to_string() })
     }
 
     /// Writes a safetensors file atomically.

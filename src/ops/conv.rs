@@ -8,8 +8,8 @@
 //! stride phases without wasted taps. Both fuse bias and LeakyReLU and read/write channel slices. The
 //! backward passes are in [`super::conv_backward`].
 
-use super::conv_tiled::{tiled_conv, tiled_supported, ConvTile, Geometry, TiledConv};
 use super::conv_backward::{conv2d_f64, conv_transpose2d_f64, Tensor64};
+use super::conv_tiled::{tiled_conv, tiled_supported, ConvTile, Geometry, TiledConv};
 use super::conv_winograd::WinogradUse;
 use super::{u32_of, Slice};
 use crate::error::{Error, Result};
@@ -145,7 +145,10 @@ impl ConvWeights {
         let [a, b, kh, kw] = weight.shape;
         let (cout, cin) = if transposed { (b, a) } else { (a, b) };
         if cout == 0 || cin == 0 || kh == 0 || kw == 0 {
-            return Err(Error::Shape { op: "conv weights", message: format!("{name}: empty weight shape {:?}", weight.shape) });
+            return Err(Error::Shape {
+                op: "conv weights",
+                message: format!("{name}: empty weight shape {:?}", weight.shape),
+            });
         }
         if let Some(bias) = bias {
             if bias.len() != cout {
@@ -162,7 +165,18 @@ impl ConvWeights {
             None => None,
         };
         let no_bias = ctx.tensor("no_bias", [1, 1, 1, 1])?;
-        Ok(ConvWeights { cin, cout, kh, kw, transposed, packed, bias, no_bias, algo: ConvAlgo::from_env(), scratch: Default::default() })
+        Ok(ConvWeights {
+            cin,
+            cout,
+            kh,
+            kw,
+            transposed,
+            packed,
+            bias,
+            no_bias,
+            algo: ConvAlgo::from_env(),
+            scratch: Default::default(),
+        })
     }
 
     pub fn has_bias(&self) -> bool {
@@ -219,14 +233,19 @@ impl ConvWeights {
     /// The inverse of [`pack_weights`] for these weights' shape: PyTorch's layout from the packed one
     /// (also the layout of the weight gradient).
     pub fn unpack(&self, packed: &[f32]) -> HostTensor {
-        let shape = if self.transposed { [self.cin, self.cout, self.kh, self.kw] } else { [self.cout, self.cin, self.kh, self.kw] };
+        let shape = if self.transposed {
+            [self.cin, self.cout, self.kh, self.kw]
+        } else {
+            [self.cout, self.cin, self.kh, self.kw]
+        };
         let mut w = HostTensor::zeros(shape);
         let row = self.cout4() * 4;
         for ci in 0..self.cin {
             for co in 0..self.cout {
                 for ky in 0..self.kh {
                     for kx in 0..self.kw {
-                        let v = packed.get(((ci * self.kh + ky) * self.kw + kx) * row + co).copied().unwrap_or(f32::NAN);
+                        let v =
+                            packed.get(((ci * self.kh + ky) * self.kw + kx) * row + co).copied().unwrap_or(f32::NAN);
                         let i = if self.transposed { w.idx(ci, co, ky, kx) } else { w.idx(co, ci, ky, kx) };
                         w.data[i] = v;
                     }
@@ -245,19 +264,34 @@ impl ConvWeights {
 /// Records a conv2d (or conv_transpose2d when the weights are transposed) from the channel slice `x` into
 /// the channel slice `out`. `out`'s height/width must equal the conv output size; for a transposed conv
 /// they may be smaller (top-left crop, FlowNet's `crop_like`).
-pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>) -> Result<()> {
+pub fn conv_forward(
+    rec: &mut Recorder<'_>,
+    x: Slice<'_>,
+    w: &ConvWeights,
+    spec: ConvSpec,
+    out: Slice<'_>,
+) -> Result<()> {
     let op = if w.transposed { "conv_transpose2d" } else { "conv2d" };
     if spec.stride == 0 {
         return Err(Error::InvalidParam { op, message: "stride must be >= 1".into() });
     }
     if x.channels != w.cin {
-        return Err(Error::Shape { op, message: format!("input has {} channels, weights expect {}", x.channels, w.cin) });
+        return Err(Error::Shape {
+            op,
+            message: format!("input has {} channels, weights expect {}", x.channels, w.cin),
+        });
     }
     if out.channels != w.cout {
-        return Err(Error::Shape { op, message: format!("output slice has {} channels, weights give {}", out.channels, w.cout) });
+        return Err(Error::Shape {
+            op,
+            message: format!("output slice has {} channels, weights give {}", out.channels, w.cout),
+        });
     }
     if x.batch() != out.batch() {
-        return Err(Error::Shape { op, message: format!("input batch {} but output batch {}", x.batch(), out.batch()) });
+        return Err(Error::Shape {
+            op,
+            message: format!("input batch {} but output batch {}", x.batch(), out.batch()),
+        });
     }
     let (oh, ow) = (out.height(), out.width());
     if w.transposed {
@@ -267,7 +301,11 @@ pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec:
             _ => {
                 return Err(Error::Shape {
                     op,
-                    message: format!("output {oh}x{ow} larger than the transposed conv's {full:?} for input {}x{}", x.height(), x.width()),
+                    message: format!(
+                        "output {oh}x{ow} larger than the transposed conv's {full:?} for input {}x{}",
+                        x.height(),
+                        x.width()
+                    ),
                 })
             }
         }
@@ -276,8 +314,15 @@ pub fn conv_forward(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec:
         if want != (Some(oh), Some(ow)) {
             return Err(Error::Shape {
                 op,
-                message: format!("output is {oh}x{ow}, but a {}x{} kernel (stride {}, pad {}) on {}x{} gives {want:?}",
-                    w.kh, w.kw, spec.stride, spec.pad, x.height(), x.width()),
+                message: format!(
+                    "output is {oh}x{ow}, but a {}x{} kernel (stride {}, pad {}) on {}x{} gives {want:?}",
+                    w.kh,
+                    w.kw,
+                    spec.stride,
+                    spec.pad,
+                    x.height(),
+                    x.width()
+                ),
             });
         }
     }
@@ -332,7 +377,13 @@ pub fn conv_flops(x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>)
 }
 
 /// The baseline kernels (shapes already checked by [`conv_forward`]).
-fn conv_forward_direct(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, spec: ConvSpec, out: Slice<'_>) -> Result<()> {
+fn conv_forward_direct(
+    rec: &mut Recorder<'_>,
+    x: Slice<'_>,
+    w: &ConvWeights,
+    spec: ConvSpec,
+    out: Slice<'_>,
+) -> Result<()> {
     let op = if w.transposed { "conv_transpose2d" } else { "conv2d" };
     let (oh, ow) = (out.height(), out.width());
     let kernel = if w.transposed { Kernel::ConvTranspose2dForward } else { Kernel::Conv2dForward };
@@ -368,7 +419,13 @@ fn conv_forward_direct(rec: &mut Recorder<'_>, x: Slice<'_>, w: &ConvWeights, sp
         u32_of(op, "workgroups", x.batch())?,
     ];
     let bias = w.bias.as_ref().unwrap_or(&w.no_bias);
-    rec.dispatch(kernel, &[], &params, &[x.tensor.buffer(), w.packed.buffer(), bias.buffer(), out.tensor.buffer()], groups)
+    rec.dispatch(
+        kernel,
+        &[],
+        &params,
+        &[x.tensor.buffer(), w.packed.buffer(), bias.buffer(), out.tensor.buffer()],
+        groups,
+    )
 }
 
 /// CPU reference conv2d on f32 tensors: x [N, cin, H, W], w [cout, cin, kh, kw]; computed in f64 by
@@ -382,12 +439,25 @@ pub fn conv2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: Co
 /// CPU reference conv_transpose2d on f32 tensors: x [N, cin, H, W], w [cin, cout, kh, kw]; output cropped
 /// to `out_hw` (top-left) when given, else the full (H - 1) stride - 2 pad + k size. Computed in f64 by
 /// [`conv_transpose2d_f64`].
-pub fn conv_transpose2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: ConvSpec, out_hw: Option<(usize, usize)>) -> HostTensor {
+pub fn conv_transpose2d_cpu(
+    x: &HostTensor,
+    w: &HostTensor,
+    bias: Option<&[f32]>,
+    spec: ConvSpec,
+    out_hw: Option<(usize, usize)>,
+) -> HostTensor {
     let [_, _, h, wd] = x.shape;
     let [_, _, kh, kw] = w.shape;
     let full = (spec.transposed_out(h, kh).unwrap_or(0), spec.transposed_out(wd, kw).unwrap_or(0));
     let bias64: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
-    let y = conv_transpose2d_f64(&Tensor64::from_f32(x), &Tensor64::from_f32(w), bias64.as_deref(), spec.stride, spec.pad, out_hw.unwrap_or(full));
+    let y = conv_transpose2d_f64(
+        &Tensor64::from_f32(x),
+        &Tensor64::from_f32(w),
+        bias64.as_deref(),
+        spec.stride,
+        spec.pad,
+        out_hw.unwrap_or(full),
+    );
     apply_leaky(y.to_f32(), spec.leaky)
 }
 

@@ -175,25 +175,41 @@ fn check_shapes(op: &'static str, x: Slice<'_>, dy: Slice<'_>, w: &ConvWeights, 
     if x.channels != w.cin || dy.channels != w.cout {
         return Err(Error::Shape {
             op,
-            message: format!("input has {} and gradient {} channels, weights expect {} -> {}", x.channels, dy.channels, w.cin, w.cout),
+            message: format!(
+                "input has {} and gradient {} channels, weights expect {} -> {}",
+                x.channels, dy.channels, w.cin, w.cout
+            ),
         });
     }
     if x.batch() != dy.batch() {
-        return Err(Error::Shape { op, message: format!("input batch {} but gradient batch {}", x.batch(), dy.batch()) });
+        return Err(Error::Shape {
+            op,
+            message: format!("input batch {} but gradient batch {}", x.batch(), dy.batch()),
+        });
     }
     let (oh, ow) = (dy.height(), dy.width());
     if w.transposed {
         let full = (spec.transposed_out(x.height(), w.kh), spec.transposed_out(x.width(), w.kw));
         match full {
             (Some(fh), Some(fw)) if oh <= fh && ow <= fw => Ok(()),
-            _ => Err(Error::Shape { op, message: format!("gradient {oh}x{ow} larger than the transposed conv's {full:?}") }),
+            _ => Err(Error::Shape {
+                op,
+                message: format!("gradient {oh}x{ow} larger than the transposed conv's {full:?}"),
+            }),
         }
     } else {
         let want = (spec.conv_out(x.height(), w.kh), spec.conv_out(x.width(), w.kw));
         if want == (Some(oh), Some(ow)) {
             Ok(())
         } else {
-            Err(Error::Shape { op, message: format!("gradient is {oh}x{ow}, but the conv of a {}x{} input gives {want:?}", x.height(), x.width()) })
+            Err(Error::Shape {
+                op,
+                message: format!(
+                    "gradient is {oh}x{ow}, but the conv of a {}x{} input gives {want:?}",
+                    x.height(),
+                    x.width()
+                ),
+            })
         }
     }
 }
@@ -201,12 +217,22 @@ fn check_shapes(op: &'static str, x: Slice<'_>, dy: Slice<'_>, w: &ConvWeights, 
 /// Records the input gradient: `dx = d(loss)/dx` (or `dx +=` with `accumulate`, for an activation read by
 /// several layers). `dy` is the gradient of the conv's output (pre-activation, see the module docs); `dx`
 /// has the input's shape and may be a channel slice.
-pub fn conv_backward_data(rec: &mut Recorder<'_>, dy: Slice<'_>, w: &ConvWeights, spec: ConvSpec, dx: Slice<'_>, accumulate: bool) -> Result<()> {
+pub fn conv_backward_data(
+    rec: &mut Recorder<'_>,
+    dy: Slice<'_>,
+    w: &ConvWeights,
+    spec: ConvSpec,
+    dx: Slice<'_>,
+    accumulate: bool,
+) -> Result<()> {
     let op = op_name(w);
     require_tiled(rec, op)?;
     check_shapes(op, dx, dy, w, spec)?;
     let ctx = rec.context();
-    let mut scratch = w.scratch.lock().map_err(|_| Error::InvalidParam { op, message: "scratch poisoned by an earlier panic".into() })?;
+    let mut scratch = w
+        .scratch
+        .lock()
+        .map_err(|_| Error::InvalidParam { op, message: "scratch poisoned by an earlier panic".into() })?;
     let taps = w.kh * w.kw;
     let cin4 = w.cin.div_ceil(4);
     let swapped_len = w.cout * taps * cin4 * 4;
@@ -249,13 +275,23 @@ pub fn conv_backward_data(rec: &mut Recorder<'_>, dy: Slice<'_>, w: &ConvWeights
 /// Records the parameter gradients: `grads.weight += d(loss)/dw` (packed layout) and, when the layer has
 /// a bias, `grads.bias += d(loss)/db`. `x` is the layer's input, `dy` the gradient of its output
 /// (pre-activation).
-pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>, w: &ConvWeights, spec: ConvSpec, grads: &ConvGrads) -> Result<()> {
+pub fn conv_backward_weight(
+    rec: &mut Recorder<'_>,
+    x: Slice<'_>,
+    dy: Slice<'_>,
+    w: &ConvWeights,
+    spec: ConvSpec,
+    grads: &ConvGrads,
+) -> Result<()> {
     let op = op_name(w);
     require_tiled(rec, op)?;
     check_shapes(op, x, dy, w, spec)?;
     let len = w.packed().numel();
     if grads.weight.numel() != len || grads.bias.is_some() != w.has_bias() {
-        return Err(Error::Shape { op, message: "gradients do not match the weights; create them with ConvWeights::new_grads".into() });
+        return Err(Error::Shape {
+            op,
+            message: "gradients do not match the weights; create them with ConvWeights::new_grads".into(),
+        });
     }
     if let Some(db) = &grads.bias {
         conv_backward_bias(rec, dy, db)?;
@@ -325,19 +361,35 @@ pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>,
         len: u32_of(op, "weights", len)?,
         ..Default::default()
     };
-    let groups = [u32_of(op, "workgroups", groups_x)?, u32_of(op, "workgroups", groups_y)?, u32_of(op, "workgroups", splits)?];
+    let groups =
+        [u32_of(op, "workgroups", groups_x)?, u32_of(op, "workgroups", groups_y)?, u32_of(op, "workgroups", splits)?];
     let constants = [("WG", WG as f64), ("PQ", pq as f64)];
     if splits == 1 {
-        return rec.dispatch(Kernel::ConvBackwardWeight, &constants, &params, &[t.tensor.buffer(), pl.tensor.buffer(), grads.weight.buffer()], groups);
+        return rec.dispatch(
+            Kernel::ConvBackwardWeight,
+            &constants,
+            &params,
+            &[t.tensor.buffer(), pl.tensor.buffer(), grads.weight.buffer()],
+            groups,
+        );
     }
     let ctx = rec.context();
-    let mut scratch = w.scratch.lock().map_err(|_| Error::InvalidParam { op, message: "scratch poisoned by an earlier panic".into() })?;
+    let mut scratch = w
+        .scratch
+        .lock()
+        .map_err(|_| Error::InvalidParam { op, message: "scratch poisoned by an earlier panic".into() })?;
     if scratch.partial.as_ref().is_none_or(|p| p.numel() < splits * len) {
         scratch.partial = Some(ctx.tensor("conv weight-gradient partial sums", [1, 1, splits, len])?);
     }
     let partial = scratch.partial.as_ref().ok_or(Error::InvalidParam { op, message: "scratch".into() })?;
     params.partial = 1;
-    rec.dispatch(Kernel::ConvBackwardWeight, &constants, &params, &[t.tensor.buffer(), pl.tensor.buffer(), partial.buffer()], groups)?;
+    rec.dispatch(
+        Kernel::ConvBackwardWeight,
+        &constants,
+        &params,
+        &[t.tensor.buffer(), pl.tensor.buffer(), partial.buffer()],
+        groups,
+    )?;
     let reduce = WeightReduceParams { len: params.len, splits: u32_of(op, "splits", splits)?, ..Default::default() };
     let groups = grid_1d(rec, len, 256);
     rec.dispatch(Kernel::ConvBackwardWeightReduce, &[], &reduce, &[partial.buffer(), grads.weight.buffer()], groups)
@@ -347,7 +399,10 @@ pub fn conv_backward_weight(rec: &mut Recorder<'_>, x: Slice<'_>, dy: Slice<'_>,
 pub fn conv_backward_bias(rec: &mut Recorder<'_>, dy: Slice<'_>, db: &Tensor) -> Result<()> {
     let op = "conv_backward_bias";
     if db.numel() != dy.channels {
-        return Err(Error::Shape { op, message: format!("bias gradient holds {} values for {} channels", db.numel(), dy.channels) });
+        return Err(Error::Shape {
+            op,
+            message: format!("bias gradient holds {} values for {} channels", db.numel(), dy.channels),
+        });
     }
     let params = BiasGradParams {
         batch: u32_of(op, "batch", dy.batch())?,
@@ -379,9 +434,17 @@ pub fn conv_backward(
 ) -> Result<()> {
     let op = op_name(w);
     if let Some(slope) = spec.leaky {
-        let y = y.ok_or(Error::InvalidParam { op, message: "the layer fuses a LeakyReLU: pass its forward output y".into() })?;
+        let y = y.ok_or(Error::InvalidParam {
+            op,
+            message: "the layer fuses a LeakyReLU: pass its forward output y".into(),
+        })?;
         if slope < 0.0 {
-            return Err(Error::InvalidParam { op, message: format!("LeakyReLU slope {slope} < 0: the output sign no longer tells the pre-activation sign") });
+            return Err(Error::InvalidParam {
+                op,
+                message: format!(
+                    "LeakyReLU slope {slope} < 0: the output sign no longer tells the pre-activation sign"
+                ),
+            });
         }
         super::elementwise::leaky_relu_backward(rec, y, dy, slope)?;
     }
@@ -420,7 +483,14 @@ impl Tensor64 {
 
 /// Calls `f(oy, ox, iy, ix, ky, kx)` for every tap of a conv2d (out[oy] gathers in[oy s - pad + ky]) that
 /// lands inside the input; the transposed conv uses the same pairs with input and output exchanged.
-fn for_each_tap(out_hw: (usize, usize), in_hw: (usize, usize), k: (usize, usize), stride: usize, pad: usize, mut f: impl FnMut(usize, usize, usize, usize, usize, usize)) {
+fn for_each_tap(
+    out_hw: (usize, usize),
+    in_hw: (usize, usize),
+    k: (usize, usize),
+    stride: usize,
+    pad: usize,
+    mut f: impl FnMut(usize, usize, usize, usize, usize, usize),
+) {
     for oy in 0..out_hw.0 {
         for ky in 0..k.0 {
             let iy = (oy * stride + ky) as isize - pad as isize;
@@ -468,7 +538,13 @@ pub fn conv2d_f64(x: &Tensor64, w: &Tensor64, bias: Option<&[f64]>, stride: usiz
 }
 
 /// Backward of [`conv2d_f64`]: (dx, dw, db) for the output gradient dy.
-pub fn conv2d_backward_f64(x: &Tensor64, w: &Tensor64, dy: &Tensor64, stride: usize, pad: usize) -> (Tensor64, Tensor64, Vec<f64>) {
+pub fn conv2d_backward_f64(
+    x: &Tensor64,
+    w: &Tensor64,
+    dy: &Tensor64,
+    stride: usize,
+    pad: usize,
+) -> (Tensor64, Tensor64, Vec<f64>) {
     let [n, cin, h, wd] = x.shape;
     let [cout, _, kh, kw] = w.shape;
     let [_, _, oh, ow] = dy.shape;
@@ -494,7 +570,14 @@ pub fn conv2d_backward_f64(x: &Tensor64, w: &Tensor64, dy: &Tensor64, stride: us
 
 /// conv_transpose2d forward in f64: x [N, cin, H, W], w [cin, cout, kh, kw]; the output is the top-left
 /// `out_hw` window of the full (H - 1) stride - 2 pad + k size (FlowNet's crop).
-pub fn conv_transpose2d_f64(x: &Tensor64, w: &Tensor64, bias: Option<&[f64]>, stride: usize, pad: usize, out_hw: (usize, usize)) -> Tensor64 {
+pub fn conv_transpose2d_f64(
+    x: &Tensor64,
+    w: &Tensor64,
+    bias: Option<&[f64]>,
+    stride: usize,
+    pad: usize,
+    out_hw: (usize, usize),
+) -> Tensor64 {
     let [n, cin, h, wd] = x.shape;
     let [_, cout, kh, kw] = w.shape;
     let mut y = Tensor64::zeros([n, cout, out_hw.0, out_hw.1]);
@@ -518,7 +601,13 @@ pub fn conv_transpose2d_f64(x: &Tensor64, w: &Tensor64, bias: Option<&[f64]>, st
 }
 
 /// Backward of [`conv_transpose2d_f64`]: (dx, dw, db) for the (cropped) output gradient dy.
-pub fn conv_transpose2d_backward_f64(x: &Tensor64, w: &Tensor64, dy: &Tensor64, stride: usize, pad: usize) -> (Tensor64, Tensor64, Vec<f64>) {
+pub fn conv_transpose2d_backward_f64(
+    x: &Tensor64,
+    w: &Tensor64,
+    dy: &Tensor64,
+    stride: usize,
+    pad: usize,
+) -> (Tensor64, Tensor64, Vec<f64>) {
     let [n, cin, h, wd] = x.shape;
     let [_, cout, kh, kw] = w.shape;
     let [_, _, oh, ow] = dy.shape;

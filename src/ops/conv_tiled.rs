@@ -314,7 +314,10 @@ impl TiledConv<'_> {
         if !tiled_supported(ctx) {
             return Err(Error::InvalidParam {
                 op,
-                message: format!("the tiled conv kernels need subgroup operations, which adapter `{}` lacks; use ConvAlgo::Direct", ctx.adapter().name),
+                message: format!(
+                    "the tiled conv kernels need subgroup operations, which adapter `{}` lacks; use ConvAlgo::Direct",
+                    ctx.adapter().name
+                ),
             });
         }
         for &ph in phases {
@@ -322,7 +325,8 @@ impl TiledConv<'_> {
                 continue;
             }
             let i32_of = |what: &str, v: i64| {
-                i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
+                i32::try_from(v)
+                    .map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
             };
             // A batched GEMM's tensors are [comps, C, 1, T]: one image per component.
             let (batch, comps) = match self.batched {
@@ -366,7 +370,8 @@ impl TiledConv<'_> {
             };
             let blocks = ph.grid_w.div_ceil(tile.tn as usize) * ph.grid_h * batch;
             let wg = workgroup_for(tile.wg, blocks);
-            let (gx, gz) = split_groups(blocks.div_ceil(wg as usize), ctx.limits().max_compute_workgroups_per_dimension as usize);
+            let (gx, gz) =
+                split_groups(blocks.div_ceil(wg as usize), ctx.limits().max_compute_workgroups_per_dimension as usize);
             let groups = [
                 u32_of(op, "workgroups", gx)?,
                 u32_of(op, "workgroups", comps * self.out.channels.div_ceil(tile.tm as usize))?,
@@ -395,7 +400,13 @@ impl TiledConv<'_> {
             let x = self.x.tensor.buffer();
             // The vec4 view needs at least one vec4: without VX bind the (vec4) weights there instead.
             let x4 = if vx { x } else { self.w };
-            rec.dispatch(Kernel::Conv2dForwardTiled, &constants, &params, &[x, self.w, bias, self.out.tensor.buffer(), x4], groups)?;
+            rec.dispatch(
+                Kernel::Conv2dForwardTiled,
+                &constants,
+                &params,
+                &[x, self.w, bias, self.out.tensor.buffer(), x4],
+                groups,
+            )?;
         }
         Ok(())
     }

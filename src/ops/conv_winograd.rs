@@ -227,7 +227,13 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
     let wparams = geo.weight_params(conv, ph)?;
     let constants = [("R", geo.r as f64)];
     let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
-    rec.dispatch(Kernel::WinogradWeights, &constants, &wparams, &[conv.w, u.buffer()], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
+    rec.dispatch(
+        Kernel::WinogradWeights,
+        &constants,
+        &wparams,
+        &[conv.w, u.buffer()],
+        [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1],
+    )?;
 
     let mut n0 = 0;
     while n0 < batch {
@@ -258,7 +264,12 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
             leaky: None,
             accumulate: false,
             winograd: WinogradUse::Never,
-            batched: Some(Batched { comps: points, x_stride: kprime * ld, out_stride: cout * ld, w_stride: kprime * conv.w_cout4 }),
+            batched: Some(Batched {
+                comps: points,
+                x_stride: kprime * ld,
+                out_stride: cout * ld,
+                w_stride: kprime * conv.w_cout4,
+            }),
         };
         tiled_conv(rec, &gemm, None)?;
 
@@ -272,7 +283,13 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
         };
         let bias = conv.bias.unwrap_or(conv.dummy);
         let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
-        rec.dispatch(Kernel::WinogradOutput, &constants, &oparams, &[m.buffer(), bias, conv.out.tensor.buffer()], groups)?;
+        rec.dispatch(
+            Kernel::WinogradOutput,
+            &constants,
+            &oparams,
+            &[m.buffer(), bias, conv.out.tensor.buffer()],
+            groups,
+        )?;
         n0 += nb;
     }
     Ok(true)
@@ -320,9 +337,20 @@ impl PhaseGeometry {
     }
 
     /// The `winograd_input` parameters for images n0 .. n0 + nb.
-    fn input_params(&self, conv: &TiledConv<'_>, ph: &Phase, n0: usize, nb: usize, transposed: bool, ld: usize) -> Result<WinogradInputParams> {
+    fn input_params(
+        &self,
+        conv: &TiledConv<'_>,
+        ph: &Phase,
+        n0: usize,
+        nb: usize,
+        transposed: bool,
+        ld: usize,
+    ) -> Result<WinogradInputParams> {
         let op = conv.op;
-        let i32_of = |what: &str, v: i64| i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") });
+        let i32_of = |what: &str, v: i64| {
+            i32::try_from(v)
+                .map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
+        };
         Ok(WinogradInputParams {
             cin: u32_of(op, "cin", conv.x.channels)?,
             in_c_offset: u32_of(op, "in_c_offset", conv.x.c_offset)?,
@@ -345,7 +373,12 @@ impl PhaseGeometry {
 
     /// The output tile geometry of `winograd_output` / `winograd_grad_output` for the pass of `iparams`
     /// (epilogue off, ld = nt, cout4 = the weights'): the callers set what else they use.
-    fn output_params(&self, conv: &TiledConv<'_>, ph: &Phase, iparams: &WinogradInputParams) -> Result<WinogradOutputParams> {
+    fn output_params(
+        &self,
+        conv: &TiledConv<'_>,
+        ph: &Phase,
+        iparams: &WinogradInputParams,
+    ) -> Result<WinogradOutputParams> {
         let op = conv.op;
         Ok(WinogradOutputParams {
             cout: u32_of(op, "cout", conv.out.channels)?,
@@ -402,7 +435,13 @@ pub(crate) fn record_weight_grad(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, g
     Ok(true)
 }
 
-fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Phase, grad: &wgpu::Buffer, chunk: usize) -> Result<()> {
+fn record_weight_grad_phase(
+    rec: &mut Recorder<'_>,
+    conv: &TiledConv<'_>,
+    ph: &Phase,
+    grad: &wgpu::Buffer,
+    chunk: usize,
+) -> Result<()> {
     let op = conv.op;
     let ctx = rec.context();
     let max_groups = ctx.limits().max_compute_workgroups_per_dimension as usize;
@@ -427,7 +466,13 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
         rec.dispatch(Kernel::WinogradInput, &constants, &iparams, &[conv.x.tensor.buffer(), v.buffer()], groups)?;
         let gparams = geo.output_params(conv, ph, &iparams)?;
         let groups = [u32_of(op, "workgroups", tx)?, wparams.cout, u32_of(op, "workgroups", tz)?];
-        rec.dispatch(Kernel::WinogradGradOutput, &constants, &gparams, &[conv.out.tensor.buffer(), dm.buffer()], groups)?;
+        rec.dispatch(
+            Kernel::WinogradGradOutput,
+            &constants,
+            &gparams,
+            &[conv.out.tensor.buffer(), dm.buffer()],
+            groups,
+        )?;
 
         // dU[comp] = dM[comp]^T V[comp]: tiles are the reduction ("input channels"), c' the "pixels".
         let vx = v.view([points, nt, 1, ld]);
@@ -452,7 +497,13 @@ fn record_weight_grad_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &P
         };
         tiled_conv(rec, &gemm, None)?;
         let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
-        rec.dispatch(Kernel::WinogradGradWeights, &constants, &wparams, &[du.buffer(), grad], [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1])?;
+        rec.dispatch(
+            Kernel::WinogradGradWeights,
+            &constants,
+            &wparams,
+            &[du.buffer(), grad],
+            [u32_of(op, "workgroups", gx)?, u32_of(op, "workgroups", gy)?, 1],
+        )?;
         n0 += nb;
     }
     Ok(())
@@ -471,13 +522,27 @@ mod tests {
         };
         let d: Vec<Vec<f64>> = (0..a).map(|_| (0..a).map(|_| rnd()).collect()).collect();
         let k: Vec<Vec<f64>> = (0..r).map(|_| (0..r).map(|_| rnd()).collect()).collect();
-        let u: Vec<Vec<f64>> = (0..a).map(|i| (0..a).map(|j| (0..r).map(|p| (0..r).map(|q| g[i][p] * k[p][q] * g[j][q]).sum::<f64>()).sum()).collect()).collect();
-        let v: Vec<Vec<f64>> = (0..a).map(|i| (0..a).map(|j| (0..a).map(|p| (0..a).map(|q| bt[i][p] * d[p][q] * bt[j][q]).sum::<f64>()).sum()).collect()).collect();
+        let u: Vec<Vec<f64>> = (0..a)
+            .map(|i| {
+                (0..a).map(|j| (0..r).map(|p| (0..r).map(|q| g[i][p] * k[p][q] * g[j][q]).sum::<f64>()).sum()).collect()
+            })
+            .collect();
+        let v: Vec<Vec<f64>> = (0..a)
+            .map(|i| {
+                (0..a)
+                    .map(|j| (0..a).map(|p| (0..a).map(|q| bt[i][p] * d[p][q] * bt[j][q]).sum::<f64>()).sum())
+                    .collect()
+            })
+            .collect();
         for y in 0..4 {
             for x in 0..4 {
-                let wino: f64 = (0..a).map(|i| (0..a).map(|j| at[y][i] * u[i][j] * v[i][j] * at[x][j]).sum::<f64>()).sum();
+                let wino: f64 =
+                    (0..a).map(|i| (0..a).map(|j| at[y][i] * u[i][j] * v[i][j] * at[x][j]).sum::<f64>()).sum();
                 let direct: f64 = (0..r).map(|p| (0..r).map(|q| k[p][q] * d[y + p][x + q]).sum::<f64>()).sum();
-                assert!((wino - direct).abs() < 1e-12, "F(4x4, {r}x{r}) ({y}, {x}): winograd {wino} vs direct {direct}");
+                assert!(
+                    (wino - direct).abs() < 1e-12,
+                    "F(4x4, {r}x{r}) ({y}, {x}): winograd {wino} vs direct {direct}"
+                );
             }
         }
     }
@@ -499,13 +564,36 @@ mod tests {
                 [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
                 [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
             ]),
-            &rows(&[[0.25, 0.0, 0.0], [-s6, -s6, -s6], [-s6, s6, -s6], [s24, s12, s6], [s24, -s12, s6], [0.0, 0.0, 1.0]]),
-            &rows(&[[1.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, -2.0, 0.0], [0.0, 1.0, 1.0, 4.0, 4.0, 0.0], [0.0, 1.0, -1.0, 8.0, -8.0, 1.0]]),
+            &rows(&[
+                [0.25, 0.0, 0.0],
+                [-s6, -s6, -s6],
+                [-s6, s6, -s6],
+                [s24, s12, s6],
+                [s24, -s12, s6],
+                [0.0, 0.0, 1.0],
+            ]),
+            &rows(&[
+                [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+                [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+                [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+                [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+            ]),
         );
         check(
-            &rows(&[[2.0, -1.0, -2.0, 1.0, 0.0], [0.0, -2.0, -1.0, 1.0, 0.0], [0.0, 2.0, -3.0, 1.0, 0.0], [0.0, -1.0, 0.0, 1.0, 0.0], [0.0, 2.0, -1.0, -2.0, 1.0]]),
+            &rows(&[
+                [2.0, -1.0, -2.0, 1.0, 0.0],
+                [0.0, -2.0, -1.0, 1.0, 0.0],
+                [0.0, 2.0, -3.0, 1.0, 0.0],
+                [0.0, -1.0, 0.0, 1.0, 0.0],
+                [0.0, 2.0, -1.0, -2.0, 1.0],
+            ]),
             &rows(&[[0.5, 0.0], [-0.5, -0.5], [-s6, s6], [s6, 2.0 * s6], [0.0, 1.0]]),
-            &rows(&[[1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, 0.0], [0.0, 1.0, 1.0, 4.0, 0.0], [0.0, 1.0, -1.0, 8.0, 1.0]]),
+            &rows(&[
+                [1.0, 1.0, 1.0, 1.0, 0.0],
+                [0.0, 1.0, -1.0, 2.0, 0.0],
+                [0.0, 1.0, 1.0, 4.0, 0.0],
+                [0.0, 1.0, -1.0, 8.0, 1.0],
+            ]),
         );
     }
 }

@@ -17,13 +17,13 @@ mod pack;
 mod tiled;
 
 pub use backward::{
-    correlation_backward, correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64, correlation_backward_naive,
-    correlation_backward_with, correlation_cpu_f64, CorrelationBackwardParams,
+    correlation_backward, correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64,
+    correlation_backward_naive, correlation_backward_with, correlation_cpu_f64, CorrelationBackwardParams,
 };
 pub use pack::{CorrelationGradPackParams, CorrelationPackParams};
 pub use tiled::{
-    correlation_forward, correlation_forward_chunked, correlation_forward_with, subgroup_tiling_available, CorrelationBand, CorrelationTiledParams,
-    SubgroupProbeParams,
+    correlation_forward, correlation_forward_chunked, correlation_forward_with, subgroup_tiling_available,
+    CorrelationBand, CorrelationTiledParams, SubgroupProbeParams,
 };
 
 use super::{grid_1d, u32_of, Slice};
@@ -66,7 +66,8 @@ pub struct CorrelationSpec {
 
 impl CorrelationSpec {
     /// FlowNetC's layer: pad 20, kernel 1, max displacement 20, stride1 1, stride2 2 (441 channels).
-    pub const FLOWNETC: CorrelationSpec = CorrelationSpec { pad: 20, kernel_size: 1, max_displacement: 20, stride1: 1, stride2: 2 };
+    pub const FLOWNETC: CorrelationSpec =
+        CorrelationSpec { pad: 20, kernel_size: 1, max_displacement: 20, stride1: 1, stride2: 2 };
 
     /// max_displacement / stride2.
     pub fn grid_radius(&self) -> usize {
@@ -84,7 +85,10 @@ impl CorrelationSpec {
     pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
         let op = "correlation";
         if self.kernel_size == 0 || self.kernel_size.is_multiple_of(2) {
-            return Err(Error::InvalidParam { op, message: format!("kernel_size must be odd and >= 1, got {}", self.kernel_size) });
+            return Err(Error::InvalidParam {
+                op,
+                message: format!("kernel_size must be odd and >= 1, got {}", self.kernel_size),
+            });
         }
         if self.stride1 == 0 || self.stride2 == 0 {
             return Err(Error::InvalidParam { op, message: "stride1 and stride2 must be >= 1".into() });
@@ -167,7 +171,11 @@ fn check(a: &Tensor, b: &Tensor, spec: &CorrelationSpec, out: &Slice<'_>) -> Res
             op,
             message: format!(
                 "output slice is {} x {} x {}x{}, expected {n} x {} x {oh}x{ow}",
-                out.batch(), out.channels, out.height(), out.width(), spec.displacements()
+                out.batch(),
+                out.channels,
+                out.height(),
+                out.width(),
+                spec.displacements()
             ),
         });
     }
@@ -176,7 +184,14 @@ fn check(a: &Tensor, b: &Tensor, spec: &CorrelationSpec, out: &Slice<'_>) -> Res
 
 /// Records the one-invocation-per-output correlation into the channel slice `out`, with an optional fused
 /// LeakyReLU.
-pub fn correlation_forward_naive(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, spec: CorrelationSpec, out: Slice<'_>, leaky: Option<f32>) -> Result<()> {
+pub fn correlation_forward_naive(
+    rec: &mut Recorder<'_>,
+    a: &Tensor,
+    b: &Tensor,
+    spec: CorrelationSpec,
+    out: Slice<'_>,
+    leaky: Option<f32>,
+) -> Result<()> {
     check(a, b, &spec, &out)?;
     let params = CorrelationParams::new(a, &spec, &out, leaky)?;
     let total = out.batch() * out.channels * out.height() * out.width();
@@ -189,7 +204,10 @@ pub fn correlation_forward_naive(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor,
 /// [`correlation_cpu_f64`].
 pub fn correlation_cpu(a: &HostTensor, b: &HostTensor, spec: CorrelationSpec) -> Result<HostTensor> {
     if a.shape != b.shape {
-        return Err(Error::Shape { op: "correlation_cpu", message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape) });
+        return Err(Error::Shape {
+            op: "correlation_cpu",
+            message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape),
+        });
     }
     let [n, _, h, w] = a.shape;
     let (oh, ow) = spec.output_size(h, w)?;

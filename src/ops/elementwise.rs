@@ -39,7 +39,10 @@ pub struct LeakyReluBackwardParams {
 pub fn leaky_relu_backward(rec: &mut Recorder<'_>, out: &Tensor, grad: Slice<'_>, slope: f32) -> Result<()> {
     let op = "leaky_relu_backward";
     if out.shape() != grad.tensor.shape() {
-        return Err(Error::Shape { op, message: format!("output {:?} and gradient {:?} differ", out.shape(), grad.tensor.shape()) });
+        return Err(Error::Shape {
+            op,
+            message: format!("output {:?} and gradient {:?} differ", out.shape(), grad.tensor.shape()),
+        });
     }
     let plane = grad.height() * grad.width();
     let params = LeakyReluBackwardParams {
@@ -94,13 +97,25 @@ pub fn crop(rec: &mut Recorder<'_>, src: Slice<'_>, y0: usize, x0: usize, dst: S
     if src.channels != dst.channels || src.batch() != dst.batch() {
         return Err(Error::Shape {
             op,
-            message: format!("source has batch {} x {} channels, destination {} x {}", src.batch(), src.channels, dst.batch(), dst.channels),
+            message: format!(
+                "source has batch {} x {} channels, destination {} x {}",
+                src.batch(),
+                src.channels,
+                dst.batch(),
+                dst.channels
+            ),
         });
     }
     if y0 + dst.height() > src.height() || x0 + dst.width() > src.width() {
         return Err(Error::Shape {
             op,
-            message: format!("window {}x{} at ({y0}, {x0}) does not fit a {}x{} source", dst.height(), dst.width(), src.height(), src.width()),
+            message: format!(
+                "window {}x{} at ({y0}, {x0}) does not fit a {}x{} source",
+                dst.height(),
+                dst.width(),
+                src.height(),
+                src.width()
+            ),
         });
     }
     let params = CropParams {

@@ -77,18 +77,37 @@ pub struct EpeParams {
 
 /// One scale of the EPE loss: `terms` gets `scale * ||pred - target||` per pixel ([N h w] values) and
 /// `grad_pred` (overwritten) its gradient.
-pub fn epe_loss(rec: &mut Recorder<'_>, pred: &Tensor, target: &Tensor, scale: f32, grad_pred: &Tensor, terms: &Tensor) -> Result<()> {
+pub fn epe_loss(
+    rec: &mut Recorder<'_>,
+    pred: &Tensor,
+    target: &Tensor,
+    scale: f32,
+    grad_pred: &Tensor,
+    terms: &Tensor,
+) -> Result<()> {
     let op = "epe_loss";
     let [n, c, h, w] = pred.shape();
     if c != 2 || target.shape() != pred.shape() || grad_pred.shape() != pred.shape() || terms.numel() != n * h * w {
         return Err(Error::Shape {
             op,
-            message: format!("pred {:?}, target {:?}, grad {:?}, terms {:?}: need [N, 2, h, w] x3 and N*h*w terms", pred.shape(), target.shape(), grad_pred.shape(), terms.shape()),
+            message: format!(
+                "pred {:?}, target {:?}, grad {:?}, terms {:?}: need [N, 2, h, w] x3 and N*h*w terms",
+                pred.shape(),
+                target.shape(),
+                grad_pred.shape(),
+                terms.shape()
+            ),
         });
     }
     let params = EpeParams { batch: u32_of(op, "batch", n)?, h: h as u32, w: w as u32, scale };
     let groups = grid_1d(rec, n * h * w, 256);
-    rec.dispatch(Kernel::EpeLoss, &[], &params, &[pred.buffer(), target.buffer(), grad_pred.buffer(), terms.buffer()], groups)
+    rec.dispatch(
+        Kernel::EpeLoss,
+        &[],
+        &params,
+        &[pred.buffer(), target.buffer(), grad_pred.buffer(), terms.buffer()],
+        groups,
+    )
 }
 
 /// CPU reference of [`epe_loss`] in f64: (loss, gradient).
@@ -126,9 +145,13 @@ pub struct ReduceParams {
 pub fn reduce_sum(rec: &mut Recorder<'_>, data: &Tensor, out: &Tensor, out_index: usize) -> Result<()> {
     let op = "reduce_sum";
     if out_index >= out.numel() {
-        return Err(Error::Shape { op, message: format!("index {out_index} outside an output of {} values", out.numel()) });
+        return Err(Error::Shape {
+            op,
+            message: format!("index {out_index} outside an output of {} values", out.numel()),
+        });
     }
-    let params = ReduceParams { len: u32_of(op, "len", data.numel())?, out_index: out_index as u32, _pad0: 0, _pad1: 0 };
+    let params =
+        ReduceParams { len: u32_of(op, "len", data.numel())?, out_index: out_index as u32, _pad0: 0, _pad1: 0 };
     rec.dispatch(Kernel::ReduceSum, &[], &params, &[data.buffer(), out.buffer()], [1, 1, 1])
 }
 

@@ -30,7 +30,11 @@ impl<'a> Slice<'a> {
         if c_offset + channels > tensor.shape()[1] {
             return Err(Error::Shape {
                 op: "slice",
-                message: format!("channels {c_offset}..{} of a tensor with {} channels", c_offset + channels, tensor.shape()[1]),
+                message: format!(
+                    "channels {c_offset}..{} of a tensor with {} channels",
+                    c_offset + channels,
+                    tensor.shape()[1]
+                ),
             });
         }
         Ok(Slice { tensor, c_offset, channels })

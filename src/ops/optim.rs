@@ -59,18 +59,50 @@ impl AdamStepBuffer {
 
 /// Records one Adam step on `param` in place, with moments `m`, `v` (same length, zero before step 1);
 /// the step's lr and bias corrections are read from `step` when the work runs.
-pub fn adam_step(rec: &mut Recorder<'_>, param: &Tensor, grad: &Tensor, m: &Tensor, v: &Tensor, cfg: &AdamConfig, step: &AdamStepBuffer) -> Result<()> {
+pub fn adam_step(
+    rec: &mut Recorder<'_>,
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    cfg: &AdamConfig,
+    step: &AdamStepBuffer,
+) -> Result<()> {
     let n = param.numel();
     if grad.numel() != n || m.numel() != n || v.numel() != n {
-        return Err(Error::Shape { op: "adam", message: format!("param {n}, grad {}, m {}, v {} values must agree", grad.numel(), m.numel(), v.numel()) });
+        return Err(Error::Shape {
+            op: "adam",
+            message: format!("param {n}, grad {}, m {}, v {} values must agree", grad.numel(), m.numel(), v.numel()),
+        });
     }
-    let params = AdamParams { len: u32_of("adam", "len", n)?, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weight_decay: cfg.weight_decay, ..Default::default() };
+    let params = AdamParams {
+        len: u32_of("adam", "len", n)?,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
+        ..Default::default()
+    };
     let groups = grid_1d(rec, n, 256);
-    rec.dispatch(Kernel::Adam, &[], &params, &[param.buffer(), grad.buffer(), m.buffer(), v.buffer(), step.0.buffer()], groups)
+    rec.dispatch(
+        Kernel::Adam,
+        &[],
+        &params,
+        &[param.buffer(), grad.buffer(), m.buffer(), v.buffer(), step.0.buffer()],
+        groups,
+    )
 }
 
 /// CPU reference of one Adam step (f64 arithmetic), updating `param`, `m`, `v` in place.
-pub fn adam_step_cpu(param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], cfg: &AdamConfig, step: u64, lr: f32) {
+pub fn adam_step_cpu(
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    cfg: &AdamConfig,
+    step: u64,
+    lr: f32,
+) {
     let t = step as i32;
     let (b1, b2) = (cfg.beta1 as f64, cfg.beta2 as f64);
     let bc1 = 1.0 - b1.powi(t);

@@ -23,7 +23,10 @@ pub fn resize_bilinear(rec: &mut Recorder<'_>, src: &Tensor, dst: &Tensor, value
     let [n, c, ih, iw] = src.shape();
     let [dn, dc, oh, ow] = dst.shape();
     if (n, c) != (dn, dc) {
-        return Err(Error::Shape { op, message: format!("source {:?} and destination {:?} differ in batch or channels", src.shape(), dst.shape()) });
+        return Err(Error::Shape {
+            op,
+            message: format!("source {:?} and destination {:?} differ in batch or channels", src.shape(), dst.shape()),
+        });
     }
     if ih == 0 || iw == 0 {
         return Err(Error::Shape { op, message: format!("empty source {:?}", src.shape()) });

@@ -154,8 +154,21 @@ impl Context {
     }
 
     /// Wraps a device the caller already owns (for applications that render with the same device).
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, adapter: AdapterSummary, limits: wgpu::Limits) -> Self {
-        Context { device, queue, adapter, limits, pipelines: Mutex::new(HashMap::new()), tuned: Mutex::new(HashMap::new()), scratch: Mutex::new(HashMap::new()) }
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: AdapterSummary,
+        limits: wgpu::Limits,
+    ) -> Self {
+        Context {
+            device,
+            queue,
+            adapter,
+            limits,
+            pipelines: Mutex::new(HashMap::new()),
+            tuned: Mutex::new(HashMap::new()),
+            scratch: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -182,7 +195,10 @@ impl Context {
     /// recording made before a growth keeps the older buffer alive, so it stays valid.
     pub(crate) fn scratch(&self, name: &'static str, shape: [usize; 4]) -> Result<Tensor> {
         let want = shape.iter().product::<usize>().max(1);
-        let mut map = self.scratch.lock().map_err(|_| Error::InvalidParam { op: "scratch", message: "scratch pool poisoned by an earlier panic".into() })?;
+        let mut map = self.scratch.lock().map_err(|_| Error::InvalidParam {
+            op: "scratch",
+            message: "scratch pool poisoned by an earlier panic".into(),
+        })?;
         if let Some(t) = map.get(name) {
             if t.numel() >= want {
                 return Ok(t.view(shape));
@@ -202,7 +218,8 @@ impl Context {
 
     /// Every measured choice so far (key, value), sorted by key: for reports and for saving.
     pub fn tuned_all(&self) -> Vec<(String, Vec<u32>)> {
-        let mut all: Vec<_> = self.tuned.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        let mut all: Vec<_> =
+            self.tuned.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
         all.sort();
         all
     }
@@ -284,9 +301,21 @@ impl Context {
 /// a recorded [`Program`] can be replayed with no allocation at all.
 #[derive(Clone, Debug)]
 enum Step {
-    Dispatch { pipeline: wgpu::ComputePipeline, bind_group: wgpu::BindGroup, groups: [u32; 3] },
-    Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, bytes: u64 },
-    Clear { buffer: wgpu::Buffer },
+    Dispatch {
+        pipeline: wgpu::ComputePipeline,
+        bind_group: wgpu::BindGroup,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        bytes: u64,
+    },
+    Clear {
+        buffer: wgpu::Buffer,
+    },
     /// A label starting a new segment (see [`Program::segments`]); encodes nothing.
     Mark(String),
 }
@@ -440,12 +469,16 @@ impl<'a> Recorder<'a> {
 
     /// Encodes everything recorded (consecutive dispatches share one compute pass) and submits it.
     fn encode_and_submit(&self) {
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.label) });
+        let mut encoder =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.label) });
         let mut i = 0;
         while i < self.steps.len() {
             match &self.steps[i] {
                 Step::Dispatch { .. } => {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes: None });
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(&self.label),
+                        timestamp_writes: None,
+                    });
                     loop {
                         match self.steps.get(i) {
                             Some(Step::Dispatch { pipeline, bind_group, groups }) => {

@@ -146,9 +146,10 @@ impl Kernel {
     /// Device features the kernel's WGSL needs (its pipeline cannot be built without them).
     pub fn required_features(self) -> wgpu::Features {
         match self {
-            Kernel::CorrelationForward | Kernel::CorrelationBackwardA | Kernel::CorrelationBackwardB | Kernel::SubgroupProbe => {
-                wgpu::Features::SUBGROUP
-            }
+            Kernel::CorrelationForward
+            | Kernel::CorrelationBackwardA
+            | Kernel::CorrelationBackwardB
+            | Kernel::SubgroupProbe => wgpu::Features::SUBGROUP,
             Kernel::Conv2dForwardTiled | Kernel::ConvBackwardWeight => wgpu::Features::SUBGROUP,
             _ => wgpu::Features::empty(),
         }

@@ -43,11 +43,18 @@ pub(crate) fn record_backward(
     let ga = |name: &str| g.get(name);
     // One layer: input slice x, the layer's forward output tensor y (for its LeakyReLU), the gradient slice
     // of its output dy, and where its input gradient goes (None for the network input).
-    let layer = |rec: &mut Recorder<'_>, name: &str, x: Slice<'_>, y: &Tensor, dy: Slice<'_>, dx: Option<Slice<'_>>| -> Result<()> {
+    let layer = |rec: &mut Recorder<'_>,
+                 name: &str,
+                 x: Slice<'_>,
+                 y: &Tensor,
+                 dy: Slice<'_>,
+                 dx: Option<Slice<'_>>|
+     -> Result<()> {
         let (def, w) = net.layer(name)?;
-        let grads = param_grads
-            .get(name)
-            .ok_or_else(|| Error::InvalidParam { op: "flownet backward", message: format!("no gradients for layer `{name}`") })?;
+        let grads = param_grads.get(name).ok_or_else(|| Error::InvalidParam {
+            op: "flownet backward",
+            message: format!("no gradients for layer `{name}`"),
+        })?;
         rec.mark(&format!("{name} backward"));
         conv_backward(rec, x, Some(y), dy, w, def.spec(), grads, dx, true)
     };
@@ -63,9 +70,20 @@ pub(crate) fn record_backward(
         layer(rec, &format!("predict_flow{k}"), all(cat), flow, all(gflow), Some(all(gcat)))?;
         // up slice: upsampled_flow{k+1}_to_{k}(flow_{k+1}); every consumer of cat_k has contributed.
         let coarser = a(&format!("flow{}", k + 1))?;
-        layer(rec, &format!("upsampled_flow{}_to_{k}", k + 1), all(coarser), cat, sl(gcat, ck + dk, 2)?, Some(all(ga(&format!("flow{}", k + 1))?)))?;
+        layer(
+            rec,
+            &format!("upsampled_flow{}_to_{k}", k + 1),
+            all(coarser),
+            cat,
+            sl(gcat, ck + dk, 2)?,
+            Some(all(ga(&format!("flow{}", k + 1))?)),
+        )?;
         // d slice: LeakyReLU(deconv_k(cat_{k+1} or conv6_1)).
-        let (src, gsrc) = if k == 5 { (a("conv6_1")?, ga("conv6_1")?) } else { (a(&format!("cat{}", k + 1))?, ga(&format!("cat{}", k + 1))?) };
+        let (src, gsrc) = if k == 5 {
+            (a("conv6_1")?, ga("conv6_1")?)
+        } else {
+            (a(&format!("cat{}", k + 1))?, ga(&format!("cat{}", k + 1))?)
+        };
         layer(rec, &format!("deconv{k}"), all(src), cat, sl(gcat, ck, dk)?, Some(all(gsrc)))?;
     }
     let (c6, gc6) = (a("conv6_1")?, ga("conv6_1")?);
@@ -92,7 +110,10 @@ pub(crate) fn record_backward(
             layer(rec, "conv3_1", all(catr), a("cat3")?, sl(ga("cat3")?, 0, wd.c3)?, Some(all(gcatr)))?;
             // Correlation (LeakyReLU fused in the forward): pre-activation gradient, copied out of its slice,
             // then the gradients of both towers' conv3 outputs (overwritten, so before conv_redir adds).
-            let gcorr = corr_grad.ok_or(Error::InvalidParam { op: "flownet backward", message: "FlowNetC needs the correlation scratch".into() })?;
+            let gcorr = corr_grad.ok_or(Error::InvalidParam {
+                op: "flownet backward",
+                message: "FlowNetC needs the correlation scratch".into(),
+            })?;
             let gslice = sl(gcatr, wd.redir, corr.displacements())?;
             rec.mark("correlation backward");
             leaky_relu_backward(rec, catr, gslice, LEAKY_SLOPE)?;

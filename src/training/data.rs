@@ -32,7 +32,8 @@ pub enum DataSource {
 /// `<prefix>img1.* + <prefix>img2.*` or `<prefix>img0.* + <prefix>img1.*` beside it.
 pub fn scan_folder(dir: &Path) -> Result<Vec<SampleFiles>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
     names.sort();
     let find = |prefix: &str, tag: &str| -> Option<PathBuf> {
         names.iter().find(|n| n.starts_with(&format!("{prefix}{tag}.")) && !n.ends_with(".flo")).map(|n| dir.join(n))
@@ -71,7 +72,9 @@ impl Loader {
         if batch == 0 || height == 0 || width == 0 || !height.is_multiple_of(64) || !width.is_multiple_of(64) {
             return Err(Error::InvalidParam {
                 op: "train data",
-                message: format!("batch {batch} at {width}x{height}: need a batch >= 1 and sides that are multiples of 64"),
+                message: format!(
+                    "batch {batch} at {width}x{height}: need a batch >= 1 and sides that are multiples of 64"
+                ),
             });
         }
         if let DataSource::Synthetic(cfg) = &source {
@@ -119,11 +122,16 @@ impl Loader {
                 let flow = crate::io::read_flo(&s.flow)?;
                 let (fw, fh) = (fa.width() as usize, fa.height() as usize);
                 if (fb.width() as usize, fb.height() as usize) != (fw, fh) || (flow.width, flow.height) != (fw, fh) {
-                    return Err(Error::Mismatch { message: format!("{}: frames and flow differ in size", s.flow.display()) });
+                    return Err(Error::Mismatch {
+                        message: format!("{}: frames and flow differ in size", s.flow.display()),
+                    });
                 }
                 if fw < w || fh < h {
                     return Err(Error::Mismatch {
-                        message: format!("{}: sample is {fw}x{fh}, smaller than the training crop {w}x{h}; use a smaller --size", s.frame_a.display()),
+                        message: format!(
+                            "{}: sample is {fw}x{fh}, smaller than the training crop {w}x{h}; use a smaller --size",
+                            s.frame_a.display()
+                        ),
                     });
                 }
                 let x0 = (self.rng.next_u64() % (fw - w + 1) as u64) as u32;

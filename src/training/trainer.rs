@@ -26,7 +26,13 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { adam: AdamConfig::default(), multiscale_weights: MULTISCALE_WEIGHTS, warmup_steps: 0, warmup_start_lr: 1e-6, milestones: Vec::new() }
+        TrainConfig {
+            adam: AdamConfig::default(),
+            multiscale_weights: MULTISCALE_WEIGHTS,
+            warmup_steps: 0,
+            warmup_start_lr: 1e-6,
+            milestones: Vec::new(),
+        }
     }
 }
 
@@ -104,7 +110,10 @@ impl Trainer {
             let (_, w) = net.layer(&l.name)?;
             let g = w.new_grads(ctx, &l.name)?;
             let moments = |t: &Tensor, what: &str| -> Result<(Tensor, Tensor)> {
-                Ok((ctx.tensor(&format!("{} {what} m", l.name), t.shape())?, ctx.tensor(&format!("{} {what} v", l.name), t.shape())?))
+                Ok((
+                    ctx.tensor(&format!("{} {what} m", l.name), t.shape())?,
+                    ctx.tensor(&format!("{} {what} v", l.name), t.shape())?,
+                ))
             };
             let (m, v) = moments(w.packed(), "weight")?;
             slots.push(Slot { name: l.weight_name(), param: w.packed().clone(), grad: g.weight.clone(), m, v });
@@ -138,11 +147,17 @@ impl Trainer {
         if c != 3 || batch.frame_b.shape != batch.frame_a.shape || batch.flow.shape != [n, 2, h, w] {
             return Err(Error::Shape {
                 op: "train",
-                message: format!("frames {:?} and {:?} must be [N, 3, H, W] and flow {:?} [N, 2, H, W]", batch.frame_a.shape, batch.frame_b.shape, batch.flow.shape),
+                message: format!(
+                    "frames {:?} and {:?} must be [N, 3, H, W] and flow {:?} [N, 2, H, W]",
+                    batch.frame_a.shape, batch.frame_b.shape, batch.flow.shape
+                ),
             });
         }
         if n == 0 || h == 0 || w == 0 || h % 64 != 0 || w % 64 != 0 {
-            return Err(Error::Shape { op: "train", message: format!("batch of {n} at {w}x{h}: need N >= 1 and sides that are multiples of 64") });
+            return Err(Error::Shape {
+                op: "train",
+                message: format!("batch of {n} at {w}x{h}: need N >= 1 and sides that are multiples of 64"),
+            });
         }
         Ok((n, h, w))
     }
@@ -257,7 +272,8 @@ impl Trainer {
     /// trains on whatever the plan's input buffers hold.
     pub fn recorded_step(&mut self, ctx: &Context, n: usize, h: usize, w: usize) -> Result<Program> {
         self.plan(ctx, (n, h, w))?;
-        let plan = self.plans.get(&(n, h, w)).ok_or(Error::InvalidParam { op: "train", message: "plan missing".into() })?;
+        let plan =
+            self.plans.get(&(n, h, w)).ok_or(Error::InvalidParam { op: "train", message: "plan missing".into() })?;
         self.step_values.set(ctx, &self.config.adam, self.step + 1, self.config.lr_at(self.step + 1))?;
         let mut all = plan.gradients.clone();
         all.extend(&plan.update);
@@ -281,7 +297,10 @@ impl Trainer {
         let mut out = Vec::new();
         for l in self.net.arch().layers() {
             let (_, w) = self.net.layer(&l.name)?;
-            let g = self.grads.get(&l.name).ok_or(Error::InvalidParam { op: "train", message: format!("no gradients for `{}`", l.name) })?;
+            let g = self
+                .grads
+                .get(&l.name)
+                .ok_or(Error::InvalidParam { op: "train", message: format!("no gradients for `{}`", l.name) })?;
             let (gw, gb) = g.download(ctx, w)?;
             out.push((format!("grad.{}", l.weight_name()), gw.shape.to_vec(), gw.data));
             if let Some(gb) = gb {
@@ -297,7 +316,9 @@ impl Trainer {
     /// then rename), so a crash mid-save leaves the previous checkpoint readable.
     pub fn save_checkpoint(&self, ctx: &Context, path: &std::path::Path) -> Result<()> {
         let arch = self.net.arch();
-        let tag = |w: Weights| w.with_metadata("variant", arch.variant).with_metadata("width", arch.width).with_metadata("step", self.step);
+        let tag = |w: Weights| {
+            w.with_metadata("variant", arch.variant).with_metadata("width", arch.width).with_metadata("step", self.step)
+        };
         let mut moments = Vec::new();
         for s in &self.slots {
             moments.push((format!("m.{}", s.name), vec![s.m.numel()], ctx.download(&s.m)?.data));

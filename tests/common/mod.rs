@@ -32,7 +32,10 @@ pub fn gpu_with_subgroups() -> Option<&'static Context> {
     if corrflow::ops::conv_tiled::tiled_supported(ctx) {
         Some(ctx)
     } else {
-        eprintln!("skipping: adapter `{}` has no subgroup operations, which the tiled and backward kernels need", ctx.adapter().name);
+        eprintln!(
+            "skipping: adapter `{}` has no subgroup operations, which the tiled and backward kernels need",
+            ctx.adapter().name
+        );
         None
     }
 }
@@ -72,7 +75,8 @@ pub fn fixture_dirs(file: &str) -> Option<Vec<std::path::PathBuf>> {
         eprintln!("skipping fixture checks: {} not found", dir.display());
         return None;
     };
-    let mut dirs: Vec<std::path::PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join(file).exists()).collect();
+    let mut dirs: Vec<std::path::PathBuf> =
+        entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join(file).exists()).collect();
     dirs.sort();
     Some(dirs)
 }

@@ -76,7 +76,13 @@ impl BackwardGeometry {
 
     fn f_window(&self, spec: &CorrelationSpec, y0: usize, rows: usize) -> PackWindow {
         let reach = (spec.grid_radius() * spec.stride2) as i64;
-        PackWindow { hp: rows + (self.gw - 1) * spec.stride2, wp: self.f_wp, c4: self.c4p, row0: y0 as i64 - reach, col0: -reach }
+        PackWindow {
+            hp: rows + (self.gw - 1) * spec.stride2,
+            wp: self.f_wp,
+            c4: self.c4p,
+            row0: y0 as i64 - reach,
+            col0: -reach,
+        }
     }
 
     fn g_window(&self, y0: usize, rows: usize) -> GradWindow {
@@ -88,7 +94,9 @@ impl BackwardGeometry {
         // device.
         let fits = |rows: usize| {
             let f = self.f_window(spec, 0, rows);
-            f.bytes(batch) <= limit && self.g_window(0, rows).bytes(batch, self.gw) <= limit && batch * f.hp <= max_groups
+            f.bytes(batch) <= limit
+                && self.g_window(0, rows).bytes(batch, self.gw) <= limit
+                && batch * f.hp <= max_groups
         };
         super::pack::largest_fitting_rows(max_groups, fits)
     }
@@ -99,7 +107,13 @@ fn check(a: &Tensor, b: &Tensor, spec: &CorrelationSpec, grad_a: &Tensor, grad_b
     if a.shape() != b.shape() || grad_a.shape() != a.shape() || grad_b.shape() != a.shape() {
         return Err(Error::Shape {
             op: OP,
-            message: format!("a {:?}, b {:?}, grad_a {:?} and grad_b {:?} must all have one shape", a.shape(), b.shape(), grad_a.shape(), grad_b.shape()),
+            message: format!(
+                "a {:?}, b {:?}, grad_a {:?} and grad_b {:?} must all have one shape",
+                a.shape(),
+                b.shape(),
+                grad_a.shape(),
+                grad_b.shape()
+            ),
         });
     }
     let [_, c, h, w] = a.shape();
@@ -121,7 +135,15 @@ fn check_grad(a: &Tensor, spec: &CorrelationSpec, grad_out: &Tensor, (oh, ow): (
 /// Records the gradients of the correlation w.r.t. `a` and `b` into `grad_a` and `grad_b` (overwritten).
 /// `grad_out` [N, D, out_h, out_w] is the gradient w.r.t. the correlation output before any LeakyReLU.
 /// Uses the subgroup-tiled kernels where the device has subgroups, else the portable ones.
-pub fn correlation_backward(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, grad_out: &Tensor, spec: CorrelationSpec, grad_a: &Tensor, grad_b: &Tensor) -> Result<()> {
+pub fn correlation_backward(
+    rec: &mut Recorder<'_>,
+    a: &Tensor,
+    b: &Tensor,
+    grad_out: &Tensor,
+    spec: CorrelationSpec,
+    grad_a: &Tensor,
+    grad_b: &Tensor,
+) -> Result<()> {
     correlation_backward_with(rec, a, b, grad_out, spec, grad_a, grad_b, &CorrelationOptions::default())
 }
 
@@ -217,10 +239,14 @@ fn backward_tiled(
     if n > max_groups || geo.x_blocks * spec.stride2 * cb_blocks > max_groups {
         return Err(Error::InvalidParam {
             op: OP,
-            message: format!("batch {n} x {c} channels x width {w} needs more workgroups than adapter `{}` allows; split the batch", ctx.adapter().name),
+            message: format!(
+                "batch {n} x {c} channels x width {w} needs more workgroups than adapter `{}` allows; split the batch",
+                ctx.adapter().name
+            ),
         });
     }
-    let band_rows = geo.max_rows(spec, n, limit, max_groups).min(h).min(opts.max_band_rows.map_or(usize::MAX, |r| r.max(1)));
+    let band_rows =
+        geo.max_rows(spec, n, limit, max_groups).min(h).min(opts.max_band_rows.map_or(usize::MAX, |r| r.max(1)));
     if band_rows == 0 {
         let win = geo.g_window(0, 1);
         return Err(too_large(ctx, &[n, 1, win.wp, geo.gw * win.kp4 * 4], win.bytes(n, geo.gw), limit));
@@ -229,7 +255,10 @@ fn backward_tiled(
     let reach = (spec.grid_radius() * spec.stride2) as i64;
     let (s1, ks) = (spec.stride1 as i64, spec.kernel_size as i64);
     // grad_a gathers b around a-pixels; grad_b gathers a around b-pixels, whose rows reach R stride2 further.
-    let jobs = [(GradFrame::A, b, grad_a, Kernel::CorrelationBackwardA, 0), (GradFrame::B, a, grad_b, Kernel::CorrelationBackwardB, reach)];
+    let jobs = [
+        (GradFrame::A, b, grad_a, Kernel::CorrelationBackwardA, 0),
+        (GradFrame::B, a, grad_b, Kernel::CorrelationBackwardB, reach),
+    ];
     // The gradient rows each band writes: the input rows its outputs touch; the first band starts at row 0
     // and the last ends at H so rows no output touches are written (with zeros) too. Rows below `done`
     // were written by an earlier band and are accumulated into.
@@ -305,8 +334,18 @@ fn backward_tiled(
                     _pad1: 0,
                     _pad2: 0,
                 };
-                let groups = [u32_of(OP, "x groups", geo.x_blocks * spec.stride2 * cb_blocks)?, u32_of(OP, "rows", rows)?, u32_of(OP, "batch", n)?];
-                rec.dispatch(kernel, &constants, &params, &[g_packed.buffer(), f_packed.buffer(), grad.buffer()], groups)?;
+                let groups = [
+                    u32_of(OP, "x groups", geo.x_blocks * spec.stride2 * cb_blocks)?,
+                    u32_of(OP, "rows", rows)?,
+                    u32_of(OP, "batch", n)?,
+                ];
+                rec.dispatch(
+                    kernel,
+                    &constants,
+                    &params,
+                    &[g_packed.buffer(), f_packed.buffer(), grad.buffer()],
+                    groups,
+                )?;
                 y += rows;
             }
         }
@@ -328,7 +367,15 @@ fn too_large(ctx: &Context, shape: &[usize], bytes: u64, limit: u64) -> Error {
 /// The portable backward: one invocation per gradient element (`correlation_backward_{a,b}_naive.wgsl`),
 /// for adapters without subgroups and as the baseline of the tiled kernels. Overwrites `grad_a` and
 /// `grad_b`; `grad_out` is the gradient before any LeakyReLU.
-pub fn correlation_backward_naive(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, grad_out: &Tensor, spec: CorrelationSpec, grad_a: &Tensor, grad_b: &Tensor) -> Result<()> {
+pub fn correlation_backward_naive(
+    rec: &mut Recorder<'_>,
+    a: &Tensor,
+    b: &Tensor,
+    grad_out: &Tensor,
+    spec: CorrelationSpec,
+    grad_a: &Tensor,
+    grad_b: &Tensor,
+) -> Result<()> {
     let (oh, ow) = check(a, b, &spec, grad_a, grad_b)?;
     check_grad(a, &spec, grad_out, (oh, ow))?;
     let [n, c, h, w] = a.shape();
@@ -353,8 +400,20 @@ pub fn correlation_backward_naive(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor
     let total = a.numel();
     u32_of(OP, "elements", total)?;
     let groups = grid_1d(rec, total, 64);
-    rec.dispatch(Kernel::CorrelationBackwardANaive, &[], &params, &[grad_out.buffer(), b.buffer(), grad_a.buffer()], groups)?;
-    rec.dispatch(Kernel::CorrelationBackwardBNaive, &[], &params, &[grad_out.buffer(), a.buffer(), grad_b.buffer()], groups)
+    rec.dispatch(
+        Kernel::CorrelationBackwardANaive,
+        &[],
+        &params,
+        &[grad_out.buffer(), b.buffer(), grad_a.buffer()],
+        groups,
+    )?;
+    rec.dispatch(
+        Kernel::CorrelationBackwardBNaive,
+        &[],
+        &params,
+        &[grad_out.buffer(), a.buffer(), grad_b.buffer()],
+        groups,
+    )
 }
 
 /// CPU reference correlation in f64 on flat NCHW data of shape `shape` (the definition of
@@ -364,7 +423,10 @@ pub fn correlation_cpu_f64(shape: [usize; 4], a: &[f64], b: &[f64], spec: Correl
     let (oh, ow) = spec.output_size(h, w)?;
     let numel = n * c * h * w;
     if a.len() != numel || b.len() != numel {
-        return Err(Error::Shape { op: "correlation_cpu_f64", message: format!("shape {shape:?} holds {numel} values, got {} and {}", a.len(), b.len()) });
+        return Err(Error::Shape {
+            op: "correlation_cpu_f64",
+            message: format!("shape {shape:?} holds {numel} values, got {} and {}", a.len(), b.len()),
+        });
     }
     let d_count = spec.displacements();
     let mut out = vec![0.0; n * d_count * oh * ow];
@@ -378,13 +440,22 @@ pub fn correlation_cpu_f64(shape: [usize; 4], a: &[f64], b: &[f64], spec: Correl
 
 /// CPU reference backward in f64 (a scatter over the forward's terms, independent of the GPU gathers):
 /// returns (grad_a, grad_b) for `g`, the gradient of the output [N, D, out_h, out_w] before any LeakyReLU.
-pub fn correlation_backward_cpu_f64(shape: [usize; 4], a: &[f64], b: &[f64], g: &[f64], spec: CorrelationSpec) -> Result<(Vec<f64>, Vec<f64>)> {
+pub fn correlation_backward_cpu_f64(
+    shape: [usize; 4],
+    a: &[f64],
+    b: &[f64],
+    g: &[f64],
+    spec: CorrelationSpec,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let [n, c, h, w] = shape;
     let (oh, ow) = spec.output_size(h, w)?;
     let numel = n * c * h * w;
     let d_count = spec.displacements();
     if a.len() != numel || b.len() != numel || g.len() != n * d_count * oh * ow {
-        return Err(Error::Shape { op: "correlation_backward_cpu_f64", message: format!("inputs do not match shape {shape:?} and its output") });
+        return Err(Error::Shape {
+            op: "correlation_backward_cpu_f64",
+            message: format!("inputs do not match shape {shape:?} and its output"),
+        });
     }
     let norm = (spec.kernel_size * spec.kernel_size * c) as f64;
     let mut ga = vec![0.0; numel];
@@ -398,9 +469,17 @@ pub fn correlation_backward_cpu_f64(shape: [usize; 4], a: &[f64], b: &[f64], g: 
 }
 
 /// The f32 wrapper of [`correlation_backward_cpu_f64`]: (grad_a, grad_b) as host tensors.
-pub fn correlation_backward_cpu(a: &HostTensor, b: &HostTensor, grad_out: &HostTensor, spec: CorrelationSpec) -> Result<(HostTensor, HostTensor)> {
+pub fn correlation_backward_cpu(
+    a: &HostTensor,
+    b: &HostTensor,
+    grad_out: &HostTensor,
+    spec: CorrelationSpec,
+) -> Result<(HostTensor, HostTensor)> {
     if a.shape != b.shape {
-        return Err(Error::Shape { op: "correlation_backward_cpu", message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape) });
+        return Err(Error::Shape {
+            op: "correlation_backward_cpu",
+            message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape),
+        });
     }
     let f = |t: &HostTensor| t.data.iter().map(|&v| v as f64).collect::<Vec<f64>>();
     let (ga, gb) = correlation_backward_cpu_f64(a.shape, &f(a), &f(b), &f(grad_out), spec)?;
@@ -415,7 +494,11 @@ fn idx(shape: [usize; 4], n: usize, c: usize, (y, x): (usize, usize)) -> usize {
 /// Calls `f(n, c, a_pixel, b_pixel, d, oy, ox)` for every product term of the correlation whose two pixels
 /// are inside the image (terms reading the zero padding contribute nothing).
 #[allow(clippy::type_complexity)]
-fn for_each_term(shape: [usize; 4], spec: CorrelationSpec, mut f: impl FnMut(usize, usize, (usize, usize), (usize, usize), usize, usize, usize)) -> Result<()> {
+fn for_each_term(
+    shape: [usize; 4],
+    spec: CorrelationSpec,
+    mut f: impl FnMut(usize, usize, (usize, usize), (usize, usize), usize, usize, usize),
+) -> Result<()> {
     let [n, c, h, w] = shape;
     let (oh, ow) = spec.output_size(h, w)?;
     let r = spec.grid_radius() as i64;

@@ -91,7 +91,10 @@ pub(crate) fn pack_features(rec: &mut Recorder<'_>, src: &Tensor, win: &PackWind
     let [n, c, h, w] = src.shape();
     let total = n * win.hp * win.wp * win.c4;
     if (total as u64) * 16 > dst.bytes() {
-        return Err(Error::Shape { op: OP, message: format!("packed window needs {} bytes, scratch holds {}", total * 16, dst.bytes()) });
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("packed window needs {} bytes, scratch holds {}", total * 16, dst.bytes()),
+        });
     }
     let params = CorrelationPackParams {
         batch: u32_of(OP, "batch", n)?,
@@ -190,7 +193,10 @@ pub(crate) fn pack_grad(
     let gw = spec.grid_width();
     let total = n * win.rows * win.wp * gw * win.kp4;
     if (total as u64) * 16 > dst.bytes() {
-        return Err(Error::Shape { op: OP, message: format!("packed gradient needs {} bytes, scratch holds {}", total * 16, dst.bytes()) });
+        return Err(Error::Shape {
+            op: OP,
+            message: format!("packed gradient needs {} bytes, scratch holds {}", total * 16, dst.bytes()),
+        });
     }
     let params = CorrelationGradPackParams {
         batch: u32_of(OP, "batch", n)?,
@@ -220,5 +226,11 @@ pub(crate) fn pack_grad(
         u32_of(OP, "grad pack z groups", gw)?,
     ];
     check_groups(rec, groups)?;
-    rec.dispatch(Kernel::CorrelationGradPack, &[("GW", gw as f64)], &params, &[band.tensor.buffer(), dst.buffer()], groups)
+    rec.dispatch(
+        Kernel::CorrelationGradPack,
+        &[("GW", gw as f64)],
+        &params,
+        &[band.tensor.buffer(), dst.buffer()],
+        groups,
+    )
 }

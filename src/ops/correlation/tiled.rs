@@ -170,10 +170,14 @@ fn forward_rows(
     if n > max_groups || geo.x_blocks * geo.m > max_groups {
         return Err(Error::InvalidParam {
             op: OP,
-            message: format!("batch {n} x width {ow} needs more workgroups than adapter `{}` allows; split the batch", ctx.adapter().name),
+            message: format!(
+                "batch {n} x width {ow} needs more workgroups than adapter `{}` allows; split the batch",
+                ctx.adapter().name
+            ),
         });
     }
-    let band = geo.max_rows(spec, n, limit, max_groups).min(o1 - o0).min(opts.max_band_rows.map_or(usize::MAX, |r| r.max(1)));
+    let band =
+        geo.max_rows(spec, n, limit, max_groups).min(o1 - o0).min(opts.max_band_rows.map_or(usize::MAX, |r| r.max(1)));
     if band == 0 {
         let win = geo.b_window(spec, 0, 1);
         return Err(too_large(
@@ -188,8 +192,13 @@ fn forward_rows(
     let a_packed = scratch(rec, "correlation a packed", geo.a_window(spec, 0, band).bytes(n))?;
     let b_packed = scratch(rec, "correlation b packed", geo.b_window(spec, 0, band).bytes(n))?;
     let [_, out_c_total, out_h, out_w] = out.shape();
-    let constants =
-        [("GW", geo.gw as f64), ("KW4", geo.kw4 as f64), ("TA", geo.ta as f64), ("SL", geo.l as f64), ("KS", spec.kernel_size as f64)];
+    let constants = [
+        ("GW", geo.gw as f64),
+        ("KW4", geo.kw4 as f64),
+        ("TA", geo.ta as f64),
+        ("SL", geo.l as f64),
+        ("KS", spec.kernel_size as f64),
+    ];
     let mut r0 = o0;
     while r0 < o1 {
         let rows = band.min(o1 - r0);
@@ -228,7 +237,13 @@ fn forward_rows(
             u32_of(OP, "y groups", rows * geo.gw * geo.k_windows)?,
             u32_of(OP, "batch", n)?,
         ];
-        rec.dispatch(Kernel::CorrelationForward, &constants, &params, &[a_packed.buffer(), b_packed.buffer(), out.buffer()], groups)?;
+        rec.dispatch(
+            Kernel::CorrelationForward,
+            &constants,
+            &params,
+            &[a_packed.buffer(), b_packed.buffer(), out.buffer()],
+            groups,
+        )?;
         r0 += rows;
     }
     Ok(())
@@ -238,7 +253,14 @@ fn forward_rows(
 /// optional fused LeakyReLU: the subgroup-tiled kernel where the device has subgroups (see
 /// [`subgroup_tiling_available`]), else the one-invocation-per-output kernel. Inputs whose packed copies
 /// exceed one storage binding are processed in row bands.
-pub fn correlation_forward(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, spec: CorrelationSpec, out: Slice<'_>, leaky: Option<f32>) -> Result<()> {
+pub fn correlation_forward(
+    rec: &mut Recorder<'_>,
+    a: &Tensor,
+    b: &Tensor,
+    spec: CorrelationSpec,
+    out: Slice<'_>,
+    leaky: Option<f32>,
+) -> Result<()> {
     correlation_forward_with(rec, a, b, spec, out, leaky, &CorrelationOptions::default())
 }
 
@@ -307,7 +329,10 @@ pub fn correlation_forward_chunked(
     }
     let limit = byte_limit(ctx, opts);
     let row_bytes = (n * d * ow) as u64 * 4;
-    let rows_per_band = usize::try_from(limit / row_bytes.max(1)).unwrap_or(usize::MAX).min(oh).min(opts.max_band_rows.map_or(usize::MAX, |r| r.max(1)));
+    let rows_per_band = usize::try_from(limit / row_bytes.max(1))
+        .unwrap_or(usize::MAX)
+        .min(oh)
+        .min(opts.max_band_rows.map_or(usize::MAX, |r| r.max(1)));
     if rows_per_band == 0 {
         return Err(too_large(
             ctx,
@@ -354,7 +379,13 @@ pub fn subgroup_tiling_available(ctx: &Context) -> Result<bool> {
     let salt = 7u32;
     let out = ctx.tensor("subgroup probe", [1, 1, 1, 3 * SG])?;
     let mut rec = ctx.recorder("subgroup probe");
-    rec.dispatch(Kernel::SubgroupProbe, &[], &SubgroupProbeParams { salt, _pad0: 0, _pad1: 0, _pad2: 0 }, &[out.buffer()], [1, 1, 1])?;
+    rec.dispatch(
+        Kernel::SubgroupProbe,
+        &[],
+        &SubgroupProbeParams { salt, _pad0: 0, _pad1: 0, _pad2: 0 },
+        &[out.buffer()],
+        [1, 1, 1],
+    )?;
     rec.submit()?;
     let words: Vec<u32> = ctx.download(&out)?.data.iter().map(|v| v.to_bits()).collect();
     let mut ids: Vec<u32> = (0..SG).map(|i| words[3 * i + 1]).collect();
