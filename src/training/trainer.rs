@@ -72,6 +72,8 @@ pub struct StepReport {
 /// One parameter tensor (packed layout for conv weights) with its gradient and Adam moments.
 struct Slot {
     name: String,
+    /// Weight decay applies to this tensor (conv weights); biases are not decayed, as in FlowNetPytorch.
+    decay: bool,
     param: Tensor,
     grad: Tensor,
     m: Tensor,
@@ -100,6 +102,9 @@ pub struct Trainer {
     step_values: AdamStepBuffer,
     step: u64,
     plans: HashMap<(usize, usize, usize), TrainPlan>,
+    /// Extra entries written into every checkpoint's metadata (the run's settings, the data stream's
+    /// seed), read back by [`Trainer::resume`].
+    metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl Trainer {
@@ -116,15 +121,31 @@ impl Trainer {
                 ))
             };
             let (m, v) = moments(w.packed(), "weight")?;
-            slots.push(Slot { name: l.weight_name(), param: w.packed().clone(), grad: g.weight.clone(), m, v });
+            slots.push(Slot {
+                name: l.weight_name(),
+                decay: true,
+                param: w.packed().clone(),
+                grad: g.weight.clone(),
+                m,
+                v,
+            });
             if let (Some(b), Some(gb)) = (w.bias(), g.bias.as_ref()) {
                 let (m, v) = moments(b, "bias")?;
-                slots.push(Slot { name: l.bias_name(), param: b.clone(), grad: gb.clone(), m, v });
+                slots.push(Slot { name: l.bias_name(), decay: false, param: b.clone(), grad: gb.clone(), m, v });
             }
             grads.insert(l.name.clone(), g);
         }
         let step_values = AdamStepBuffer::new(ctx)?;
-        Ok(Trainer { net, config, grads, slots, step_values, step: 0, plans: HashMap::new() })
+        Ok(Trainer {
+            net,
+            config,
+            grads,
+            slots,
+            step_values,
+            step: 0,
+            plans: HashMap::new(),
+            metadata: Default::default(),
+        })
     }
 
     pub fn network(&self) -> &FlowNet {
@@ -136,6 +157,18 @@ impl Trainer {
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+    /// Records `key = value` in every checkpoint this trainer saves (the keys `variant`, `width` and `step`
+    /// are the trainer's own and cannot be set).
+    pub fn set_metadata(&mut self, key: &str, value: impl ToString) {
+        if !matches!(key, "variant" | "width" | "step") {
+            self.metadata.insert(key.to_string(), value.to_string());
+        }
+    }
+    /// The extra checkpoint metadata (after [`Trainer::resume`]: what the checkpoint held besides
+    /// `variant`, `width` and `step`).
+    pub fn metadata(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.metadata
     }
     /// Continues counting from `step` (after loading a checkpoint).
     pub fn set_steps(&mut self, step: u64) {
@@ -208,7 +241,11 @@ impl Trainer {
         let mut rec = ctx.recorder("adam (record)");
         rec.mark("adam");
         for s in &self.slots {
-            adam_step(&mut rec, &s.param, &s.grad, &s.m, &s.v, &self.config.adam, &self.step_values)?;
+            let adam = AdamConfig {
+                weight_decay: if s.decay { self.config.adam.weight_decay } else { 0.0 },
+                ..self.config.adam
+            };
+            adam_step(&mut rec, &s.param, &s.grad, &s.m, &s.v, &adam, &self.step_values)?;
         }
         let update = rec.finish_program()?;
         self.plans.insert(key, TrainPlan { acts, gt, losses, gradients, update });
@@ -317,6 +354,7 @@ impl Trainer {
     pub fn save_checkpoint(&self, ctx: &Context, path: &std::path::Path) -> Result<()> {
         let arch = self.net.arch();
         let tag = |w: Weights| {
+            let w = self.metadata.iter().fold(w, |w, (k, v)| w.with_metadata(k, v));
             w.with_metadata("variant", arch.variant).with_metadata("width", arch.width).with_metadata("step", self.step)
         };
         let mut moments = Vec::new();
@@ -344,6 +382,9 @@ impl Trainer {
         let step: u64 = weights.metadata().get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
         let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights)?, config)?;
         trainer.step = step;
+        for (k, v) in weights.metadata() {
+            trainer.set_metadata(k, v);
+        }
         let Ok(optim) = Weights::load(Self::optimizer_path(path)) else { return Ok((trainer, false)) };
         if optim.metadata().get("step").and_then(|s| s.parse::<u64>().ok()) != Some(step) {
             return Ok((trainer, false));
