@@ -4,11 +4,13 @@
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod flow;
 pub mod io;
 pub mod metrics;
 pub mod models;
 pub mod ops;
+pub mod plot;
 pub mod runtime;
 pub mod training;
 pub mod viz;

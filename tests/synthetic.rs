@@ -123,16 +123,16 @@ fn shapes_match_the_config() {
 
 /// The key check: frame B, bilinearly sampled at p + flow(p), reproduces frame A at every pixel that stays
 /// visible. Tolerance: 8-bit rounding of A and of B contributes at most 0.5 level each (about 0.25 mean each),
-/// and bilinear interpolation of a sinusoid of wavelength >= 8 px (angular frequency w <= 0.79 / px, slightly
-/// more after zooming out) errs by at most amplitude * w^2 / 8 per axis, under one level for the texture's
-/// finest components; so a mean under 2 levels leaves margin without hiding a half-pixel error in the flow,
-/// which the offset flow shows costs many levels.
+/// and bilinear interpolation of the textures' finest detail (4 px wavelengths at small amplitude, edges
+/// anti-aliased over 1 px) errs by about a level where it occurs; so a mean under 2 levels leaves margin
+/// without hiding a half-pixel error in the flow, which the offset flow shows costs more.
 #[test]
 fn warping_b_by_the_flow_reproduces_a() {
     let small = SyntheticConfig::small();
     let mut cases: Vec<(String, SyntheticPair)> =
         (0..6).map(|seed| (format!("small seed {seed}"), generate(&small, seed).unwrap())).collect();
     cases.push(("default seed 1".into(), generate(&SyntheticConfig::default(), 1).unwrap()));
+    let mut offsets = Vec::new();
     for (name, pair) in &cases {
         let pixels = pair.flow.pixel_count();
         let (err_true, err_offset, n) = warp_error(pair, (1.0, -0.5));
@@ -141,11 +141,16 @@ fn warping_b_by_the_flow_reproduces_a() {
         );
         assert!(n * 2 > pixels, "{name}: only {n} of {pixels} pixels visible; the check would be vacuous");
         assert!(err_true < 2.0, "{name}: warping B by the true flow differs from A by {err_true:.3} levels");
+        // Some scenes have large flat regions (a wide-striped or gradient background), so the per-sample
+        // margin is 2x; over all samples the offset must cost clearly more.
         assert!(
-            err_offset > 3.0 * err_true && err_offset > 3.0,
+            err_offset > 2.0 * err_true,
             "{name}: a flow off by (1, -0.5) px errs only {err_offset:.3} levels vs {err_true:.3}: texture too flat"
         );
+        offsets.push(err_offset);
     }
+    let mean_offset = offsets.iter().sum::<f64>() / offsets.len() as f64;
+    assert!(mean_offset > 4.0, "a flow off by (1, -0.5) px errs only {mean_offset:.3} levels on average");
 }
 
 /// Every layer moves rigidly: within a layer the flow's finite differences are one constant matrix (an

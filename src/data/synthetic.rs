@@ -12,10 +12,15 @@
 //! - frame A at pixel `p`: the top-most `i` with `p ∈ S_i` (else 0), colour `T_i(p)`;
 //! - frame B at pixel `q`: the top-most `i` with `M_i^{-1}(q) ∈ S_i` (else 0), colour `T_i(M_i^{-1}(q))`.
 //!
-//! Textures are functions defined on the whole plane (sums of oriented, optionally warped or sharpened
-//! sinusoids and Gaussian blobs, in colour), so frame B is sampled exactly at the transformed coordinates:
-//! there is no resampling error, only 8-bit quantisation. Edges are not anti-aliased, so every pixel belongs
-//! to exactly one layer and its flow is unambiguous.
+//! Textures ([`super::texture`]) are functions defined on the whole plane: 1/f fractal noise, sharp
+//! stripes, checkers and cells, colour gradients, waves and blobs, mixtures of two, and optionally crops of
+//! the user's photos. Frame B samples them exactly at the transformed coordinates: there is no resampling
+//! error (photo textures interpolate their own pixels), only 8-bit quantisation. Layer edges are not
+//! anti-aliased, so every pixel belongs to exactly one layer and its flow is unambiguous.
+//!
+//! Motions are affine per layer: rotation, scaling, shear and anisotropy about the layer centre, then a
+//! translation; every translation of a sample is multiplied by one per-sample factor, so one configuration
+//! gives both sub-pixel and ~100 px scenes.
 //!
 //! Ground truth: `flow(p) = M_i(p) - p` for the layer `i` that frame A shows at `p` (u = x-motion,
 //! v = y-motion, frame A -> frame B, in pixels). Pixels that leave the frame or become occluded in B keep
@@ -34,6 +39,9 @@ use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder, RgbImage};
 use std::f64::consts::{PI, TAU};
 use std::path::Path;
+use std::sync::Arc;
+
+use super::texture::{PhotoSource, Texture};
 
 /// The `op` named in this module's errors.
 const OP: &str = "synthetic";
@@ -56,9 +64,6 @@ pub const SCALE_LIMITS: (f64, f64) = (0.01, 100.0);
 const MAX_ASPECT: f64 = 1.5;
 /// Smooth outlines have radius `1 + sum_k a_k cos(k phi + phase_k)` with `sum_k |a_k| <= MAX_RIPPLE`.
 const MAX_RIPPLE: f64 = 0.3;
-/// Shortest texture wavelength, in pixels: long enough that bilinear interpolation of frame B (the usual
-/// warping loss) reproduces the texture to about one 8-bit level, short enough to give fine gradients.
-const MIN_WAVELENGTH_PX: f64 = 8.0;
 
 /// Parameters of the generator; the seed is passed separately to [`generate`], so one configuration
 /// describes a whole dataset. Ranges are `(min, max)`, inclusive, and must be ordered.
@@ -81,12 +86,21 @@ pub struct SyntheticConfig {
     pub max_rotation_deg: f64,
     /// Range of an object's own scale factor about its centre, drawn log-uniformly.
     pub scale_range: (f64, f64),
+    /// Largest shear and anisotropy of an object's own motion: its linear part is `s R K` with
+    /// `K = [[e^a, h], [0, e^-a]]`, `|a|, |h|` up to this (drawn like the rotation), in [0, 1].
+    pub max_shear: f64,
     /// Largest length of the background translation, in pixels (drawn like `max_translation_px`).
     pub background_max_translation_px: f64,
     /// Largest magnitude of the background rotation about the image centre, in degrees.
     pub background_max_rotation_deg: f64,
     /// Range of the background scale factor about the image centre, drawn log-uniformly.
     pub background_scale_range: (f64, f64),
+    /// Largest shear and anisotropy of the background motion (as `max_shear`).
+    pub background_max_shear: f64,
+    /// Range of a per-sample factor, drawn log-uniformly, that multiplies every translation of the sample
+    /// (background and objects): scenes of sub-pixel motion and scenes of ~100 px motion from one
+    /// configuration. `(1, 1)` keeps the translation limits as they are. Both ends in [0.001, 1000].
+    pub motion_scale: (f64, f64),
     /// Largest per-channel brightness offset added to frame B, in intensity units (1 = full scale), in [0, 1].
     pub brightness_jitter: f64,
     /// Largest relative contrast change of frame B about mid-grey: the factor is drawn from
@@ -95,13 +109,17 @@ pub struct SyntheticConfig {
     /// Standard deviation of Gaussian noise added to frame B, in intensity units (1 = full scale, so
     /// `2.0 / 255.0` is two 8-bit levels); at least 0.
     pub noise_std: f64,
+    /// The user's photos to texture layers with (about half the textures when not empty; see
+    /// [`load_texture_folder`]); empty = procedural textures only.
+    pub photos: Vec<Arc<PhotoSource>>,
 }
 
 impl Default for SyntheticConfig {
-    /// FlyingChairs-sized samples, 512 x 384, with a displacement distribution like FlyingChairs': most flow
-    /// under about 20 px, a tail to about 40 px (measured over 24 samples: mean 9.2 px, median 7.6, 94 %
-    /// under 20 px, 99th percentile 33, largest 50). No photometric changes (FlyingChairs' rendered pairs have
-    /// none; training applies its own augmentation).
+    /// FlyingChairs-sized samples, 512 x 384, whose displacements cover both Middlebury's (sub-pixel to about
+    /// 10 px) and Sintel's (tens of pixels, up to about 100): FlyingChairs-like object and background motions
+    /// (translation, rotation, scaling, shear) with every translation multiplied by a per-sample factor drawn
+    /// log-uniformly from [0.1, 3]. `corrflow gen --stats` prints the displacement histogram (README). No
+    /// photometric changes (training applies its own augmentation, [`crate::data::augment`]).
     fn default() -> Self {
         SyntheticConfig {
             width: 512,
@@ -114,16 +132,20 @@ impl Default for SyntheticConfig {
             background_max_translation_px: 16.0,
             background_max_rotation_deg: 2.0,
             background_scale_range: (0.97, 1.03),
+            max_shear: 0.08,
+            background_max_shear: 0.03,
+            motion_scale: (0.1, 3.0),
             brightness_jitter: 0.0,
             contrast_jitter: 0.0,
             noise_std: 0.0,
+            photos: Vec::new(),
         }
     }
 }
 
 impl SyntheticConfig {
-    /// A small preset for tests and quick experiments: 96 x 64 frames, 2 to 5 objects, motions scaled to the
-    /// frame size (measured over 24 samples: median flow 1.6 px, 99th percentile 7.6, largest 10.6).
+    /// A small preset for tests and quick experiments: 96 x 64 frames, 2 to 5 objects, similarity motions
+    /// scaled to the frame size (measured over 24 samples: median flow 1.6 px, 99th percentile 7.6, largest 10.6).
     pub fn small() -> Self {
         SyntheticConfig {
             width: 96,
@@ -136,6 +158,9 @@ impl SyntheticConfig {
             background_max_translation_px: 4.0,
             background_max_rotation_deg: 2.0,
             background_scale_range: (0.98, 1.02),
+            max_shear: 0.0,
+            background_max_shear: 0.0,
+            motion_scale: (1.0, 1.0),
             ..SyntheticConfig::default()
         }
     }
@@ -172,6 +197,12 @@ impl SyntheticConfig {
         check_value("background_max_translation_px", self.background_max_translation_px, 0.0, MAX_TRANSLATION_PX)?;
         check_value("background_max_rotation_deg", self.background_max_rotation_deg, 0.0, 180.0)?;
         check_range("background_scale_range", self.background_scale_range, SCALE_LIMITS)?;
+        check_value("max_shear", self.max_shear, 0.0, 1.0)?;
+        check_value("background_max_shear", self.background_max_shear, 0.0, 1.0)?;
+        check_range("motion_scale", self.motion_scale, (1e-3, 1e3))?;
+        if let Some(p) = self.photos.iter().find(|p| p.width < 2 || p.height < 2) {
+            return bad(format!("texture photos must be at least 2 x 2 pixels, got {} x {}", p.width, p.height));
+        }
         check_value("brightness_jitter", self.brightness_jitter, 0.0, 1.0)?;
         check_value("contrast_jitter", self.contrast_jitter, 0.0, 1.0)?;
         check_value("noise_std", self.noise_std, 0.0, 1.0)
@@ -179,28 +210,33 @@ impl SyntheticConfig {
 
     /// An upper bound on the flow magnitude any sample of this configuration can contain, in pixels.
     ///
-    /// For a similarity `A = s R(theta)`, `|A - I| = sqrt(s^2 - 2 s cos(theta) + 1)` (the matrix is itself a
-    /// scaled rotation), largest at the extreme scale and angle. The background moves `p` by at most
-    /// `|A_0 - I| * d + |t_0|` with `d` the half-diagonal; an object pixel moves by `R_i` (at most
+    /// For a linear part `A = s R(theta) K` (see [`SyntheticConfig::max_shear`]), `|A - I| <= |s R - I| +
+    /// s |K - I|` ([`linear_gain`]). The background moves `p` by at most `|A_0 - I| * d + |t_0|` with `d` the
+    /// half-diagonal and `t_0` at most the translation limit times the largest motion scale; an object pixel moves by `R_i` (at most
     /// `|A_i - I| * r_max + |t_i|`, `r_max` the largest outline radius) and then by the background motion of
     /// the moved point, whose distance from the image centre is at most `d` plus that amount.
     pub fn flow_bound(&self) -> f64 {
         let half_diagonal = 0.5 * (self.width as f64).hypot(self.height as f64);
-        let background_gain = similarity_gain(self.background_scale_range, self.background_max_rotation_deg);
-        let object_gain = similarity_gain(self.scale_range, self.max_rotation_deg);
+        let background_gain =
+            linear_gain(self.background_scale_range, self.background_max_rotation_deg, self.background_max_shear);
+        let object_gain = linear_gain(self.scale_range, self.max_rotation_deg, self.max_shear);
         let r_max = self.object_radius.1 * self.width.min(self.height) as f64 * MAX_ASPECT * (1.0 + MAX_RIPPLE);
-        let own = object_gain * r_max + self.max_translation_px;
-        let background = |d: f64| background_gain * d + self.background_max_translation_px;
+        let own = object_gain * r_max + self.max_translation_px * self.motion_scale.1;
+        let background = |d: f64| background_gain * d + self.background_max_translation_px * self.motion_scale.1;
         background(half_diagonal).max(own + background(half_diagonal + own))
     }
 }
 
-/// `max |s R(theta) - I|` over `s` in `scales` and `|theta| <= max_deg` (the expression is convex in `s`
-/// and grows with `|theta|`, so the maximum is at an extreme scale and the largest angle).
-fn similarity_gain(scales: (f64, f64), max_deg: f64) -> f64 {
+/// An upper bound of `|s R(theta) K - I|` (operator norm) over `s` in `scales`, `|theta| <= max_deg` and
+/// `K = [[e^a, h], [0, e^-a]]` with `|a|, |h| <= shear`: by the triangle inequality it is at most
+/// `|s R - I| + s |K - I|`. For the scaled rotation `|s R - I| = sqrt(s^2 - 2 s cos(theta) + 1)`, convex in `s`
+/// and growing with `|theta|`, so largest at an extreme scale and the largest angle; `|K - I|` is bounded by
+/// its Frobenius norm at the largest `|a|` (both signs) and `|h|`.
+fn linear_gain(scales: (f64, f64), max_deg: f64, shear: f64) -> f64 {
     let c = max_deg.to_radians().cos();
-    let gain = |s: f64| (s * s - 2.0 * s * c + 1.0).max(0.0).sqrt();
-    gain(scales.0).max(gain(scales.1))
+    let rotation = |s: f64| (s * s - 2.0 * s * c + 1.0).max(0.0).sqrt();
+    let k = ((shear.exp() - 1.0).powi(2) + shear * shear + ((-shear).exp() - 1.0).powi(2)).sqrt();
+    rotation(scales.0).max(rotation(scales.1)) + scales.1 * k
 }
 
 /// `value` must be finite and in `[lo, hi]`.
@@ -244,8 +280,16 @@ impl Affine {
     /// `scale`, both about `centre`, then translation by `translation`:
     /// `p -> scale R(angle) (p - centre) + centre + translation`.
     pub fn similarity(centre: [f64; 2], angle: f64, scale: f64, translation: [f64; 2]) -> Affine {
+        Affine::about(centre, angle, scale, 0.0, 0.0, translation)
+    }
+
+    /// The general layer motion: `p -> scale R(angle) K (p - centre) + centre + translation` with the
+    /// anisotropy-and-shear matrix `K = [[e^aniso, shear], [0, e^-aniso]]` (area-preserving; `K = I` for 0, 0).
+    pub fn about(centre: [f64; 2], angle: f64, scale: f64, aniso: f64, shear: f64, translation: [f64; 2]) -> Affine {
         let (s, c) = angle.sin_cos();
-        let a = [[scale * c, -scale * s], [scale * s, scale * c]];
+        let (ka, kd) = (aniso.exp(), (-aniso).exp());
+        // (s R) K with R = [[c, -s], [s, c]], K = [[ka, shear], [0, kd]].
+        let a = [[scale * c * ka, scale * (c * shear - s * kd)], [scale * s * ka, scale * (s * shear + c * kd)]];
         let b = [
             centre[0] + translation[0] - (a[0][0] * centre[0] + a[0][1] * centre[1]),
             centre[1] + translation[1] - (a[1][0] * centre[0] + a[1][1] * centre[1]),
@@ -375,6 +419,42 @@ pub fn batch(cfg: &SyntheticConfig, seed: u64, n: usize) -> Result<Vec<Synthetic
     slots.into_iter().enumerate().map(|(k, slot)| slot.unwrap_or_else(|| sample(k))).collect()
 }
 
+/// Largest side a texture photo is kept at: larger photos are downscaled on load (crops of a 1024-pixel
+/// photo already cover any layer at the zooms used, and a folder of photos stays a few MB each).
+pub const MAX_PHOTO_SIDE: u32 = 1024;
+
+/// Loads every decodable image directly in `dir` (PNG, JPEG, PPM, BMP) as a texture source for
+/// [`SyntheticConfig::photos`], downscaled to at most [`MAX_PHOTO_SIDE`] pixels per side. Files that are not
+/// images are skipped; a folder with no image at all is an error naming it.
+pub fn load_texture_folder(dir: &Path) -> Result<Vec<Arc<PhotoSource>>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    paths.sort();
+    let mut photos = Vec::new();
+    for path in paths {
+        let known = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+        if !matches!(known.as_deref(), Some("png" | "jpg" | "jpeg" | "ppm" | "bmp")) {
+            continue;
+        }
+        let img = crate::models::load_frame(&path)?;
+        let img = if img.width().max(img.height()) > MAX_PHOTO_SIDE {
+            img.resize(MAX_PHOTO_SIDE, MAX_PHOTO_SIDE, image::imageops::FilterType::Triangle)
+        } else {
+            img
+        };
+        if img.width() >= 2 && img.height() >= 2 {
+            photos.push(Arc::new(PhotoSource::from_rgb8(&img.to_rgb8())));
+        }
+    }
+    if photos.is_empty() {
+        return Err(Error::format(
+            dir,
+            "no texture images found (expected PNG, JPEG, PPM or BMP files of at least 2 x 2 pixels)",
+        ));
+    }
+    Ok(photos)
+}
+
 /// Writes `pair` into `dir` (created if missing) in the FlyingChairs layout: `NNNNN_img1.png`,
 /// `NNNNN_img2.png` and `NNNNN_flow.flo`, `NNNNN` the zero-padded `index`. Each file is written atomically.
 pub fn write_sample(dir: impl AsRef<Path>, index: usize, pair: &SyntheticPair) -> Result<()> {
@@ -421,40 +501,43 @@ fn mix_seed(seed: u64) -> u64 {
 }
 
 /// Real-valued draws on top of [`Rng`].
-struct Sampler(Rng);
+pub(crate) struct Sampler(Rng);
 
 impl Sampler {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Sampler(Rng::new(mix_seed(seed)))
     }
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
     /// Uniform in [0, 1), 53 random bits.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
     /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+    pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.unit()
     }
     /// Log-uniform in [lo, hi] (both > 0).
-    fn log_range(&mut self, lo: f64, hi: f64) -> f64 {
+    pub(crate) fn log_range(&mut self, lo: f64, hi: f64) -> f64 {
         self.range(lo.ln(), hi.ln()).exp()
     }
     /// `max * r * |r|`, r uniform in [-1, 1): signed, concentrated near 0.
-    fn signed_skewed(&mut self, max: f64) -> f64 {
+    pub(crate) fn signed_skewed(&mut self, max: f64) -> f64 {
         let r = self.range(-1.0, 1.0);
         max * r * r.abs()
     }
     /// Uniform integer in `lo..=hi` (`hi - lo` is at most [`MAX_OBJECTS`] here).
-    fn count(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn count(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.0.next_u64() % (hi - lo + 1) as u64) as usize
     }
     /// Standard normal (Box-Muller; `1 - unit()` is in (0, 1], so the logarithm is finite).
-    fn gaussian(&mut self) -> f64 {
+    pub(crate) fn gaussian(&mut self) -> f64 {
         let r = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
         r * (TAU * self.unit()).cos()
     }
     /// A translation of random direction and length `max * r^1.5`, r uniform in [0, 1).
-    fn translation(&mut self, max: f64) -> [f64; 2] {
+    pub(crate) fn translation(&mut self, max: f64) -> [f64; 2] {
         let angle = self.range(0.0, TAU);
         let length = max * self.unit().powf(1.5);
         [length * angle.cos(), length * angle.sin()]
@@ -476,30 +559,35 @@ impl Scene {
     fn sample(cfg: &SyntheticConfig, s: &mut Sampler) -> Scene {
         let (w, h) = (cfg.width as f64, cfg.height as f64);
         let centre = [(w - 1.0) / 2.0, (h - 1.0) / 2.0];
-        let background_motion = Affine::similarity(
+        let motion_scale = s.log_range(cfg.motion_scale.0, cfg.motion_scale.1);
+        let background_motion = Affine::about(
             centre,
             s.signed_skewed(cfg.background_max_rotation_deg).to_radians(),
             s.log_range(cfg.background_scale_range.0, cfg.background_scale_range.1),
-            s.translation(cfg.background_max_translation_px),
+            s.signed_skewed(cfg.background_max_shear),
+            s.signed_skewed(cfg.background_max_shear),
+            s.translation(cfg.background_max_translation_px * motion_scale),
         );
         // The background texture must cover everything frame B can show: the frame pulled back by M_0^{-1},
         // which stays within the frame grown by the flow bound.
         let margin = cfg.flow_bound().min(w.max(h));
         let half_extent = 0.5 * w.max(h) + margin;
-        let mut textures = vec![Texture::sample(s, centre, half_extent, w.max(h))];
+        let mut textures = vec![Texture::sample(s, centre, half_extent, w.max(h), &cfg.photos)];
         let mut shapes = Vec::new();
         let mut motions = vec![background_motion];
         let count = s.count(cfg.objects.0, cfg.objects.1);
         let side = w.min(h);
         for _ in 0..count {
             let shape = Shape::sample(s, cfg, side);
-            let own = Affine::similarity(
+            let own = Affine::about(
                 shape.centre,
                 s.signed_skewed(cfg.max_rotation_deg).to_radians(),
                 s.log_range(cfg.scale_range.0, cfg.scale_range.1),
-                s.translation(cfg.max_translation_px),
+                s.signed_skewed(cfg.max_shear),
+                s.signed_skewed(cfg.max_shear),
+                s.translation(cfg.max_translation_px * motion_scale),
             );
-            textures.push(Texture::sample(s, shape.centre, shape.bound, w.max(h)));
+            textures.push(Texture::sample(s, shape.centre, shape.bound, w.max(h), &cfg.photos));
             motions.push(own.then(&background_motion));
             shapes.push(shape);
         }
@@ -596,127 +684,6 @@ impl Shape {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// textures
-
-/// An oriented sinusoid `sin(k . p + phase + warp_amp sin(warp_k . p))`, optionally sharpened to
-/// `soft_sign(gain s) / soft_sign(gain)` (smooth stripes with steeper edges), weighted per colour channel.
-struct Wave {
-    k: [f64; 2],
-    phase: f64,
-    warp_k: [f64; 2],
-    warp_amp: f64,
-    gain: f64,
-    colour: [f64; 3],
-}
-
-/// A Gaussian blob `exp(-|p - c|^2 / (2 r^2))`, ignored beyond `3 sqrt(2) r` (where it is `exp(-9)`, about
-/// 1e-4, under a tenth of an 8-bit level at the largest blob weight).
-struct Blob {
-    centre: [f64; 2],
-    inv_two_r2: f64,
-    cutoff2: f64,
-    colour: [f64; 3],
-}
-
-/// A procedural colour texture defined on the whole plane: a base colour plus waves at wavelengths from
-/// [`MIN_WAVELENGTH_PX`] to the frame size and blobs of many sizes, so it has gradients at every scale;
-/// the sum is squashed smoothly into (0, 1) so nothing clips.
-struct Texture {
-    base: [f64; 3],
-    waves: Vec<Wave>,
-    blobs: Vec<Blob>,
-}
-
-impl Texture {
-    /// A texture whose blobs lie within `half_extent` of `centre`; `frame` is the larger frame side.
-    fn sample(s: &mut Sampler, centre: [f64; 2], half_extent: f64, frame: f64) -> Texture {
-        let base = [0; 3].map(|_| s.range(0.2, 0.8));
-        let max_wavelength = (0.75 * frame).max(2.0 * MIN_WAVELENGTH_PX);
-        let wave_count = s.count(7, 12);
-        let waves = (0..wave_count)
-            .map(|_| {
-                let wavelength = s.log_range(MIN_WAVELENGTH_PX, max_wavelength);
-                let direction = s.range(0.0, PI);
-                let k = TAU / wavelength;
-                // Warping and sharpening raise the local frequency, so they are kept to longer waves.
-                let coarse = wavelength >= 2.0 * MIN_WAVELENGTH_PX;
-                let (warp_k, warp_amp) = if coarse && s.unit() < 0.5 {
-                    let warp_direction = s.range(0.0, PI);
-                    let warp = k * s.range(0.1, 0.35);
-                    ([warp * warp_direction.cos(), warp * warp_direction.sin()], s.range(0.3, 1.5))
-                } else {
-                    ([0.0; 2], 0.0)
-                };
-                let gain = if coarse && s.unit() < 0.3 { s.range(1.0, 3.0) } else { 0.0 };
-                let amplitude = s.range(0.04, 0.12);
-                let luminance = if s.unit() < 0.5 { -1.0 } else { 1.0 };
-                let colour = [0; 3].map(|_| amplitude * (0.7 * luminance + 0.5 * s.range(-1.0, 1.0)));
-                Wave {
-                    k: [k * direction.cos(), k * direction.sin()],
-                    phase: s.range(0.0, TAU),
-                    warp_k,
-                    warp_amp,
-                    gain,
-                    colour,
-                }
-            })
-            .collect();
-        let blob_count = s.count(4, 10);
-        let blobs = (0..blob_count)
-            .map(|_| {
-                let r = s.log_range(3.0, (0.3 * half_extent).max(4.0));
-                let angle = s.range(0.0, TAU);
-                let distance = half_extent * s.unit().sqrt();
-                let colour = [0; 3].map(|_| s.range(-0.3, 0.3));
-                Blob {
-                    centre: [centre[0] + distance * angle.cos(), centre[1] + distance * angle.sin()],
-                    inv_two_r2: 1.0 / (2.0 * r * r),
-                    cutoff2: 18.0 * r * r,
-                    colour,
-                }
-            })
-            .collect();
-        Texture { base, waves, blobs }
-    }
-
-    /// Colour at scene point `(x, y)`, each channel in (0.02, 0.98).
-    fn eval(&self, x: f64, y: f64) -> [f64; 3] {
-        let mut c = self.base;
-        for w in &self.waves {
-            let mut t = w.k[0] * x + w.k[1] * y + w.phase;
-            if w.warp_amp != 0.0 {
-                t += w.warp_amp * (w.warp_k[0] * x + w.warp_k[1] * y).sin();
-            }
-            let mut v = t.sin();
-            if w.gain != 0.0 {
-                v = soft_sign(w.gain * v) / soft_sign(w.gain);
-            }
-            for (ch, wc) in c.iter_mut().zip(w.colour) {
-                *ch += wc * v;
-            }
-        }
-        for b in &self.blobs {
-            let (dx, dy) = (x - b.centre[0], y - b.centre[1]);
-            let d2 = dx * dx + dy * dy;
-            if d2 < b.cutoff2 {
-                let g = (-d2 * b.inv_two_r2).exp();
-                for (ch, bc) in c.iter_mut().zip(b.colour) {
-                    *ch += bc * g;
-                }
-            }
-        }
-        // Smooth squashing with slope 1 at mid-grey: keeps gradients everywhere instead of clipping.
-        c.map(|v| 0.5 + 0.48 * soft_sign((v - 0.5) / 0.48))
-    }
-}
-
-/// `x / sqrt(1 + x^2)`: a smooth, odd squashing into (-1, 1) with slope 1 at 0, like `tanh` but a third of
-/// the cost (texture evaluation dominates generation time).
-fn soft_sign(x: f64) -> f64 {
-    x / (1.0 + x * x).sqrt()
 }
 
 // ---------------------------------------------------------------------------------------------------------

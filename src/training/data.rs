@@ -1,14 +1,27 @@
-//! Training batches: synthetic FlyingChairs-style pairs made on the fly ([`crate::data::synthetic`]), or
-//! a folder of frame pairs with `.flo` ground truth (FlyingChairs' `NNNNN-img0.ppm, -img1.ppm, -gt.flo`,
-//! or `NNNNN_img1.png, _img2.png, _flow.flo` as `synthetic::write_sample` writes them), randomly cropped.
+//! Training batches: synthetic pairs made on the fly ([`crate::data::synthetic`]), or a folder of frame
+//! pairs with `.flo` ground truth (FlyingChairs' `NNNNN-img0.ppm, -img1.ppm, -gt.flo`, or `NNNNN_img1.png,
+//! _img2.png, _flow.flo` as `corrflow gen` writes them), randomly cropped; then FlowNet's augmentation
+//! ([`crate::data::augment`]).
+//!
+//! Samples are addressed by index: sample `i` of a stream with seed `s` is a pure function of `(s, i)` and
+//! the configuration, and batch `k` holds samples `k * batch .. (k + 1) * batch`. So a run resumed at step
+//! `k` sees exactly the batches an uninterrupted run would have, and the batches can be made ahead of time
+//! on a CPU thread ([`Loader`] prefetches while the GPU trains) without changing them.
 
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use super::trainer::TrainBatch;
+use crate::data::augment::{augment, AugmentConfig, FramePair};
 use crate::data::synthetic::{generate, SyntheticConfig};
 use crate::data::Rng;
 use crate::error::{Error, Result};
-use crate::models::estimate::normalise;
+use crate::flow::{is_valid_flow, Flow};
+use crate::models::flownet::RGB_MEAN;
 use crate::models::load_frame;
 use crate::runtime::HostTensor;
 
@@ -26,6 +39,244 @@ pub enum DataSource {
     /// Fresh synthetic pairs at the batch size (the config's width and height are overridden).
     Synthetic(SyntheticConfig),
     Folder(Vec<SampleFiles>),
+}
+
+/// Seeds of training samples: `(seed << 40) + index`, so streams of seeds below 2^23 never meet each other
+/// or the held-out validation seeds ([`VALIDATION_SEED_BASE`] and up).
+pub fn sample_seed(seed: u64, index: u64) -> u64 {
+    (seed << 40).wrapping_add(index)
+}
+
+/// First seed of the held-out synthetic validation pairs (disjoint from every training stream of a seed
+/// below 2^23).
+pub const VALIDATION_SEED_BASE: u64 = 0xFFFF_0000_0000_0000;
+
+/// Sample `index` of the stream `seed`, at `width x height`, augmented: a pure function of its arguments.
+pub fn make_sample(
+    source: &DataSource,
+    width: usize,
+    height: usize,
+    seed: u64,
+    index: u64,
+    aug: &AugmentConfig,
+) -> Result<FramePair> {
+    let id = sample_seed(seed, index);
+    let pair = match source {
+        DataSource::Synthetic(cfg) => {
+            let pair = generate(&SyntheticConfig { width, height, ..cfg.clone() }, id)?;
+            FramePair::from_rgb8(&pair.frame_a, &pair.frame_b, pair.flow)?
+        }
+        DataSource::Folder(samples) => {
+            let mut rng = Rng::new(id ^ 0x464f_4c44_4552_2121);
+            let s = &samples[(rng.next_u64() % samples.len() as u64) as usize];
+            let fa = load_frame(&s.frame_a)?;
+            let fb = load_frame(&s.frame_b)?;
+            let flow = crate::io::read_flo(&s.flow)?;
+            let (fw, fh) = (fa.width() as usize, fa.height() as usize);
+            if (fb.width() as usize, fb.height() as usize) != (fw, fh) || (flow.width, flow.height) != (fw, fh) {
+                return Err(Error::Mismatch {
+                    message: format!("{}: frames and flow differ in size", s.flow.display()),
+                });
+            }
+            if fw < width || fh < height {
+                return Err(Error::Mismatch {
+                    message: format!(
+                        "{}: sample is {fw}x{fh}, smaller than the training crop {width}x{height}; use a smaller --size",
+                        s.frame_a.display()
+                    ),
+                });
+            }
+            let x0 = (rng.next_u64() % (fw - width + 1) as u64) as usize;
+            let y0 = (rng.next_u64() % (fh - height + 1) as u64) as usize;
+            let crop =
+                |img: &image::DynamicImage| img.crop_imm(x0 as u32, y0 as u32, width as u32, height as u32).to_rgb8();
+            let mut cropped = Flow::zeros(width, height);
+            for y in 0..height {
+                for x in 0..width {
+                    let (u, v) = flow.get(x + x0, y + y0);
+                    cropped.set(x, y, u, v);
+                }
+            }
+            FramePair::from_rgb8(&crop(&fa), &crop(&fb), cropped)?
+        }
+    };
+    augment(&pair, aug, id)
+}
+
+/// Stacks samples into a batch: frames normalised as the network expects (RGB minus the mean), flow planes
+/// in pixels with unknown flow (> 1e9, NaN) replaced by zero, which would otherwise dominate the loss.
+pub fn to_batch(samples: &[FramePair]) -> Result<TrainBatch> {
+    let first = samples.first().ok_or(Error::InvalidParam { op: "train data", message: "empty batch".into() })?;
+    let (n, h, w) = (samples.len(), first.height, first.width);
+    let mut batch = TrainBatch {
+        frame_a: HostTensor::zeros([n, 3, h, w]),
+        frame_b: HostTensor::zeros([n, 3, h, w]),
+        flow: HostTensor::zeros([n, 2, h, w]),
+    };
+    let plane = h * w;
+    for (i, s) in samples.iter().enumerate() {
+        if (s.width, s.height) != (w, h) {
+            return Err(Error::Shape {
+                op: "train data",
+                message: format!("sample {i} is {}x{}, not {w}x{h}", s.width, s.height),
+            });
+        }
+        for c in 0..3 {
+            let dst = (i * 3 + c) * plane;
+            for (k, (&a, &b)) in
+                s.frame_a[c * plane..(c + 1) * plane].iter().zip(&s.frame_b[c * plane..(c + 1) * plane]).enumerate()
+            {
+                batch.frame_a.data[dst + k] = a - RGB_MEAN[c];
+                batch.frame_b.data[dst + k] = b - RGB_MEAN[c];
+            }
+        }
+        for (k, p) in s.flow.data.chunks_exact(2).enumerate() {
+            let ok = is_valid_flow(p[0], p[1]);
+            batch.flow.data[i * 2 * plane + k] = if ok { p[0] } else { 0.0 };
+            batch.flow.data[i * 2 * plane + plane + k] = if ok { p[1] } else { 0.0 };
+        }
+    }
+    Ok(batch)
+}
+
+/// How batches are made.
+#[derive(Clone, Debug)]
+pub struct LoaderOptions {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    /// The stream's seed (below 2^23, see [`sample_seed`]).
+    pub seed: u64,
+    pub augment: AugmentConfig,
+    /// Index of the first batch (a resumed run starts at its step count).
+    pub start_batch: u64,
+    /// Batches made ahead on a background thread (0: made on the caller's thread when asked).
+    pub prefetch: usize,
+}
+
+/// Generator throughput counters shared with the prefetch thread.
+#[derive(Default)]
+struct GenCounters {
+    samples: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+/// Makes batches in order (see the module documentation), ahead of time on a background thread when
+/// `prefetch > 0`.
+pub struct Loader {
+    source: DataSource,
+    options: LoaderOptions,
+    next: u64,
+    queue: Option<Receiver<Result<TrainBatch>>>,
+    counters: Arc<GenCounters>,
+    waited: Duration,
+}
+
+impl Loader {
+    /// Batches of `batch` un-augmented samples at `height x width` from batch 0 of stream `seed`, made on the
+    /// caller's thread.
+    pub fn new(source: DataSource, batch: usize, height: usize, width: usize, seed: u64) -> Result<Self> {
+        let options =
+            LoaderOptions { batch, height, width, seed, augment: AugmentConfig::none(), start_batch: 0, prefetch: 0 };
+        Self::with_options(source, options)
+    }
+
+    pub fn with_options(source: DataSource, options: LoaderOptions) -> Result<Self> {
+        let LoaderOptions { batch, height, width, seed, .. } = options;
+        if batch == 0 || height == 0 || width == 0 || !height.is_multiple_of(64) || !width.is_multiple_of(64) {
+            return Err(Error::InvalidParam {
+                op: "train data",
+                message: format!(
+                    "batch {batch} at {width}x{height}: need a batch >= 1 and sides that are multiples of 64"
+                ),
+            });
+        }
+        if seed >= 1 << 23 {
+            return Err(Error::InvalidParam {
+                op: "train data",
+                message: format!("seed {seed} must be below 2^23 (8388608)"),
+            });
+        }
+        if let DataSource::Synthetic(cfg) = &source {
+            SyntheticConfig { width, height, ..cfg.clone() }.validate()?;
+        }
+        options.augment.validate()?;
+        let counters = Arc::new(GenCounters::default());
+        let mut loader =
+            Loader { source, next: options.start_batch, options, queue: None, counters, waited: Duration::ZERO };
+        if loader.options.prefetch > 0 {
+            let (tx, rx) = sync_channel(loader.options.prefetch);
+            let (source, options, counters) = (loader.source.clone(), loader.options.clone(), loader.counters.clone());
+            let start = loader.next;
+            std::thread::Builder::new()
+                .name("corrflow-data".into())
+                .spawn(move || {
+                    for k in start.. {
+                        let batch = make_batch(&source, &options, k, &counters);
+                        let failed = batch.is_err();
+                        if tx.send(batch).is_err() || failed {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| Error::InvalidParam {
+                    op: "train data",
+                    message: format!("cannot start the data thread: {e}"),
+                })?;
+            loader.queue = Some(rx);
+        }
+        Ok(loader)
+    }
+
+    /// The next batch, in stream order.
+    pub fn next_batch(&mut self) -> Result<TrainBatch> {
+        let k = self.next;
+        self.next += 1;
+        match &self.queue {
+            Some(rx) => {
+                let t = Instant::now();
+                let batch = rx.recv().map_err(|_| Error::InvalidParam {
+                    op: "train data",
+                    message: "the data thread stopped (after an error reported earlier)".into(),
+                })?;
+                self.waited += t.elapsed();
+                batch
+            }
+            None => make_batch(&self.source, &self.options, k, &self.counters),
+        }
+    }
+
+    /// Index of the batch the next call returns.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Samples the generator made per second of its own busy time (0 before the first).
+    pub fn generator_samples_per_s(&self) -> f64 {
+        let busy = self.counters.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        if busy > 0.0 {
+            self.counters.samples.load(Ordering::Relaxed) as f64 / busy
+        } else {
+            0.0
+        }
+    }
+
+    /// Total time [`Loader::next_batch`] waited for the data thread (the trainer starved of data).
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+fn make_batch(source: &DataSource, o: &LoaderOptions, k: u64, counters: &GenCounters) -> Result<TrainBatch> {
+    let t = Instant::now();
+    let first = k * o.batch as u64;
+    let samples = (0..o.batch as u64)
+        .map(|j| make_sample(source, o.width, o.height, o.seed, first + j, &o.augment))
+        .collect::<Result<Vec<_>>>()?;
+    let batch = to_batch(&samples);
+    counters.samples.fetch_add(o.batch as u64, Ordering::Relaxed);
+    counters.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    batch
 }
 
 /// Finds `(frame a, frame b, flow)` triples in a folder: every `<prefix>flow.flo` or `<prefix>gt.flo` with
@@ -55,100 +306,4 @@ pub fn scan_folder(dir: &Path) -> Result<Vec<SampleFiles>> {
         return Err(Error::format(dir, "no training samples found: expected <prefix>img1.* + <prefix>img2.* + <prefix>flow.flo (or FlyingChairs' -img0/-img1/-gt.flo)"));
     }
     Ok(out)
-}
-
-/// Makes batches of `batch` samples at `height` x `width` (multiples of 64).
-pub struct Loader {
-    source: DataSource,
-    batch: usize,
-    height: usize,
-    width: usize,
-    rng: Rng,
-    next_seed: u64,
-}
-
-impl Loader {
-    pub fn new(source: DataSource, batch: usize, height: usize, width: usize, seed: u64) -> Result<Self> {
-        if batch == 0 || height == 0 || width == 0 || !height.is_multiple_of(64) || !width.is_multiple_of(64) {
-            return Err(Error::InvalidParam {
-                op: "train data",
-                message: format!(
-                    "batch {batch} at {width}x{height}: need a batch >= 1 and sides that are multiples of 64"
-                ),
-            });
-        }
-        if let DataSource::Synthetic(cfg) = &source {
-            SyntheticConfig { width, height, ..cfg.clone() }.validate()?;
-        }
-        Ok(Loader { source, batch, height, width, rng: Rng::new(seed), next_seed: seed.wrapping_mul(1_000_003) })
-    }
-
-    /// The next batch (synthetic: new scenes every call; folder: random samples and crops).
-    pub fn next_batch(&mut self) -> Result<TrainBatch> {
-        let (n, h, w) = (self.batch, self.height, self.width);
-        let mut batch = TrainBatch {
-            frame_a: HostTensor::zeros([n, 3, h, w]),
-            frame_b: HostTensor::zeros([n, 3, h, w]),
-            flow: HostTensor::zeros([n, 2, h, w]),
-        };
-        for i in 0..n {
-            let (a, b, planes) = self.sample()?;
-            let frame = 3 * h * w;
-            batch.frame_a.data[i * frame..(i + 1) * frame].copy_from_slice(&a.data);
-            batch.frame_b.data[i * frame..(i + 1) * frame].copy_from_slice(&b.data);
-            batch.flow.data[i * 2 * h * w..(i + 1) * 2 * h * w].copy_from_slice(&planes);
-        }
-        Ok(batch)
-    }
-
-    /// One sample: normalised frames [1, 3, h, w] and flow planes [2 h w].
-    fn sample(&mut self) -> Result<(HostTensor, HostTensor, Vec<f32>)> {
-        let (h, w) = (self.height, self.width);
-        match &self.source {
-            DataSource::Synthetic(cfg) => {
-                let cfg = SyntheticConfig { width: w, height: h, ..cfg.clone() };
-                let seed = self.next_seed;
-                self.next_seed = self.next_seed.wrapping_add(1);
-                let pair = generate(&cfg, seed)?;
-                let a = normalise(&image::DynamicImage::ImageRgb8(pair.frame_a));
-                let b = normalise(&image::DynamicImage::ImageRgb8(pair.frame_b));
-                Ok((a, b, pair.flow.to_planes()))
-            }
-            DataSource::Folder(samples) => {
-                let pick = (self.rng.next_u64() % samples.len() as u64) as usize;
-                let s = &samples[pick];
-                let fa = load_frame(&s.frame_a)?;
-                let fb = load_frame(&s.frame_b)?;
-                let flow = crate::io::read_flo(&s.flow)?;
-                let (fw, fh) = (fa.width() as usize, fa.height() as usize);
-                if (fb.width() as usize, fb.height() as usize) != (fw, fh) || (flow.width, flow.height) != (fw, fh) {
-                    return Err(Error::Mismatch {
-                        message: format!("{}: frames and flow differ in size", s.flow.display()),
-                    });
-                }
-                if fw < w || fh < h {
-                    return Err(Error::Mismatch {
-                        message: format!(
-                            "{}: sample is {fw}x{fh}, smaller than the training crop {w}x{h}; use a smaller --size",
-                            s.frame_a.display()
-                        ),
-                    });
-                }
-                let x0 = (self.rng.next_u64() % (fw - w + 1) as u64) as u32;
-                let y0 = (self.rng.next_u64() % (fh - h + 1) as u64) as u32;
-                let crop = |img: &image::DynamicImage| normalise(&img.crop_imm(x0, y0, w as u32, h as u32));
-                let mut planes = vec![0.0f32; 2 * h * w];
-                for y in 0..h {
-                    for x in 0..w {
-                        let (u, v) = flow.get(x + x0 as usize, y + y0 as usize);
-                        // Unknown flow (> 1e9) would dominate the loss: train on zero there.
-                        let ok = crate::flow::is_valid_flow(u, v);
-                        planes[y * w + x] = if ok { u } else { 0.0 };
-                        planes[h * w + y * w + x] = if ok { v } else { 0.0 };
-                    }
-                }
-                Ok((crop(&fa), crop(&fb), planes))
-            }
-        }
-    }
 }

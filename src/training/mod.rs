@@ -4,7 +4,9 @@
 
 mod backward;
 pub mod data;
+pub mod log;
 mod trainer;
+pub mod validate;
 
 pub use data::{DataSource, Loader};
 pub use trainer::{StepReport, TrainBatch, TrainConfig, Trainer};

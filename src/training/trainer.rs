@@ -367,6 +367,17 @@ impl Trainer {
         tag(self.weights(ctx)?).save(path)
     }
 
+    /// Saves the current weights alone (with the checkpoint metadata), atomically: a model file for
+    /// [`FlowNet::load`] and `corrflow flow`, without the optimiser state.
+    pub fn save_weights(&self, ctx: &Context, path: &std::path::Path) -> Result<()> {
+        let arch = self.net.arch();
+        let w = self.metadata.iter().fold(self.weights(ctx)?, |w, (k, v)| w.with_metadata(k, v));
+        w.with_metadata("variant", arch.variant)
+            .with_metadata("width", arch.width)
+            .with_metadata("step", self.step)
+            .save(path)
+    }
+
     /// Where [`Trainer::save_checkpoint`] keeps Adam's state for the weights at `path`.
     pub fn optimizer_path(path: &std::path::Path) -> std::path::PathBuf {
         let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();

@@ -1,0 +1,114 @@
+//! `corrflow flow A B`: optical flow between two frames (or the built-in demo pair), written as `.flo` (or
+//! KITTI PNG) and as a colour picture, with per-stage times and, given ground truth, EPE / AE / Fl-all.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use corrflow::metrics::evaluate;
+use corrflow::models::{load_frame, Weights};
+use corrflow::{Context, Error, Flow, FlowNet, Result};
+
+#[derive(Args)]
+pub struct FlowArgs {
+    /// First frame (PNG, JPEG, PPM, BMP).
+    a: Option<PathBuf>,
+    /// Second frame, same size as the first.
+    b: Option<PathBuf>,
+    /// FlowNetS / FlowNetC weights (safetensors, FlowNetPytorch tensor names).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Where to write the flow (Middlebury .flo, or KITTI 16-bit .png).
+    #[arg(long, default_value = "flow.flo")]
+    out: PathBuf,
+    /// Where to write the colour-wheel picture of the flow.
+    #[arg(long, default_value = "flow.png")]
+    png: PathBuf,
+    /// Ground-truth flow (.flo, or KITTI .png) to report EPE, AE and Fl-all against.
+    #[arg(long)]
+    gt: Option<PathBuf>,
+}
+
+fn read_gt(path: &Path) -> Result<(Flow, Option<Vec<bool>>)> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        let (f, valid) = corrflow::io::read_kitti_flow(path)?;
+        Ok((f, Some(valid)))
+    } else {
+        Ok((corrflow::io::read_flo(path)?, None))
+    }
+}
+
+fn write_flow(path: &Path, flow: &Flow) -> Result<()> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        corrflow::io::write_kitti_flow(path, flow, None)
+    } else {
+        corrflow::io::write_flo(path, flow)
+    }
+}
+
+/// The weights at `path`, or the embedded model; with a description of where they came from.
+pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
+    match path {
+        Some(p) => Ok((Weights::load(p)?, p.display().to_string())),
+        None => Err(Error::Weights {
+            path: "(none given)".into(),
+            message: "no trained weights are embedded in corrflow yet: pass --weights FILE.safetensors (a FlowNetS/FlowNetC checkpoint with FlowNetPytorch tensor names, e.g. ../shared/fixtures/flownetc_w0.25/weights.safetensors)".into(),
+        }),
+    }
+}
+
+pub fn run(args: FlowArgs) -> Result<()> {
+    let FlowArgs { a, b, weights, out, png, gt } = args;
+    let t_load = Instant::now();
+    let (frame_a, frame_b, demo_gt) = match (a, b) {
+        (Some(a), Some(b)) => (load_frame(&a)?, load_frame(&b)?, None),
+        (None, None) => {
+            let (a, b, f) = corrflow::data::demo::demo_pair();
+            println!(
+                "frames: built-in demo pair {}x{} (known motion: rotation, zoom and shift)",
+                a.width(),
+                a.height()
+            );
+            (image::DynamicImage::ImageRgb8(a), image::DynamicImage::ImageRgb8(b), Some(f))
+        }
+        _ => {
+            return Err(Error::Mismatch {
+                message: "give two frames (A and B), or none for the built-in demo pair".into(),
+            })
+        }
+    };
+    let (weights, source) = choose_weights(weights.as_deref())?;
+    let ctx = Context::new_blocking()?;
+    println!("adapter: {}", ctx.adapter());
+    let net = FlowNet::new(&ctx, &weights)?;
+    let arch = net.arch();
+    println!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params(),);
+    let load_time = t_load.elapsed();
+    let report = net.estimate_report(&ctx, &frame_a, &frame_b)?;
+    let flow = &report.flow;
+    println!(
+        "frames {}x{}, network input {}x{}",
+        flow.width, flow.height, report.network_size.0, report.network_size.1
+    );
+    println!("time: load {:.1} ms", load_time.as_secs_f64() * 1e3);
+    for (stage, d) in &report.stages {
+        println!("time: {stage} {:.1} ms", d.as_secs_f64() * 1e3);
+    }
+    let t_write = Instant::now();
+    write_flow(&out, flow)?;
+    corrflow::viz::write_flow_png(&png, flow, None)?;
+    println!("time: write {:.1} ms", t_write.elapsed().as_secs_f64() * 1e3);
+    let mags: Vec<f32> = flow.data.chunks_exact(2).map(|p| p[0].hypot(p[1])).collect();
+    let mean_mag = mags.iter().sum::<f32>() / mags.len().max(1) as f32;
+    println!("flow: mean magnitude {mean_mag:.3} px, max {:.3} px", flow.max_magnitude(None));
+    println!("wrote {} and {}", out.display(), png.display());
+    let gt = match gt {
+        Some(p) => Some(read_gt(&p)?),
+        None => demo_gt.map(|f| (f, None)),
+    };
+    if let Some((gt, valid)) = gt {
+        let m = evaluate(flow, &gt, valid.as_deref())?;
+        println!("against ground truth: {m}");
+    }
+    Ok(())
+}
