@@ -60,6 +60,10 @@ pub const MAX_TRANSLATION_PX: f64 = 1e6;
 /// Scale factors are accepted in this range (a layer shrinks or grows at most 100-fold between the frames).
 pub const SCALE_LIMITS: (f64, f64) = (0.01, 100.0);
 
+/// The per-sample motion scale multiplies rotations, log-scales and shears by at most this (translations by
+/// the whole factor), so a large-motion scene moves far without deforming absurdly.
+const MAX_DEFORM_SCALE: f64 = 1.5;
+
 /// Object outlines stretch one axis by up to this factor and shrink the other by the same factor.
 const MAX_ASPECT: f64 = 1.5;
 /// Smooth outlines have radius `1 + sum_k a_k cos(k phi + phase_k)` with `sum_k |a_k| <= MAX_RIPPLE`.
@@ -97,9 +101,10 @@ pub struct SyntheticConfig {
     pub background_scale_range: (f64, f64),
     /// Largest shear and anisotropy of the background motion (as `max_shear`).
     pub background_max_shear: f64,
-    /// Range of a per-sample factor, drawn log-uniformly, that multiplies every translation of the sample
-    /// (background and objects): scenes of sub-pixel motion and scenes of ~100 px motion from one
-    /// configuration. `(1, 1)` keeps the translation limits as they are. Both ends in [0.001, 1000].
+    /// Range of a per-sample factor `f`, drawn log-uniformly, that multiplies every translation of the sample
+    /// (background and objects), and by `min(f, 1.5)` every rotation angle, log-scale and shear: scenes of
+    /// sub-pixel motion and scenes of ~100 px motion from one configuration. `(1, 1)` keeps the limits as they
+    /// are. Both ends in [0.001, 1000].
     pub motion_scale: (f64, f64),
     /// Largest per-channel brightness offset added to frame B, in intensity units (1 = full scale), in [0, 1].
     pub brightness_jitter: f64,
@@ -118,7 +123,7 @@ impl Default for SyntheticConfig {
     /// FlyingChairs-sized samples, 512 x 384, whose displacements cover both Middlebury's (sub-pixel to about
     /// 10 px) and Sintel's (tens of pixels, up to about 100): FlyingChairs-like object and background motions
     /// (translation, rotation, scaling, shear) with every translation multiplied by a per-sample factor drawn
-    /// log-uniformly from [0.1, 3]. `corrflow gen --stats` prints the displacement histogram (README). No
+    /// log-uniformly from [0.05, 4]. `corrflow gen --stats` prints the displacement histogram (README). No
     /// photometric changes (training applies its own augmentation, [`crate::data::augment`]).
     fn default() -> Self {
         SyntheticConfig {
@@ -134,7 +139,7 @@ impl Default for SyntheticConfig {
             background_scale_range: (0.97, 1.03),
             max_shear: 0.08,
             background_max_shear: 0.03,
-            motion_scale: (0.1, 3.0),
+            motion_scale: (0.05, 4.0),
             brightness_jitter: 0.0,
             contrast_jitter: 0.0,
             noise_std: 0.0,
@@ -217,9 +222,15 @@ impl SyntheticConfig {
     /// the moved point, whose distance from the image centre is at most `d` plus that amount.
     pub fn flow_bound(&self) -> f64 {
         let half_diagonal = 0.5 * (self.width as f64).hypot(self.height as f64);
-        let background_gain =
-            linear_gain(self.background_scale_range, self.background_max_rotation_deg, self.background_max_shear);
-        let object_gain = linear_gain(self.scale_range, self.max_rotation_deg, self.max_shear);
+        // The deformation factor lies in [d_lo, d_hi]; s^d then lies between the extremes of lo^d and hi^d.
+        let (d_lo, d_hi) = (self.motion_scale.0.min(MAX_DEFORM_SCALE), self.motion_scale.1.min(MAX_DEFORM_SCALE));
+        let scales = |(lo, hi): (f64, f64)| (lo.powf(d_lo).min(lo.powf(d_hi)), hi.powf(d_lo).max(hi.powf(d_hi)));
+        let background_gain = linear_gain(
+            scales(self.background_scale_range),
+            self.background_max_rotation_deg * d_hi,
+            self.background_max_shear * d_hi,
+        );
+        let object_gain = linear_gain(scales(self.scale_range), self.max_rotation_deg * d_hi, self.max_shear * d_hi);
         let r_max = self.object_radius.1 * self.width.min(self.height) as f64 * MAX_ASPECT * (1.0 + MAX_RIPPLE);
         let own = object_gain * r_max + self.max_translation_px * self.motion_scale.1;
         let background = |d: f64| background_gain * d + self.background_max_translation_px * self.motion_scale.1;
@@ -560,12 +571,13 @@ impl Scene {
         let (w, h) = (cfg.width as f64, cfg.height as f64);
         let centre = [(w - 1.0) / 2.0, (h - 1.0) / 2.0];
         let motion_scale = s.log_range(cfg.motion_scale.0, cfg.motion_scale.1);
+        let d = motion_scale.min(MAX_DEFORM_SCALE);
         let background_motion = Affine::about(
             centre,
-            s.signed_skewed(cfg.background_max_rotation_deg).to_radians(),
-            s.log_range(cfg.background_scale_range.0, cfg.background_scale_range.1),
-            s.signed_skewed(cfg.background_max_shear),
-            s.signed_skewed(cfg.background_max_shear),
+            d * s.signed_skewed(cfg.background_max_rotation_deg).to_radians(),
+            s.log_range(cfg.background_scale_range.0, cfg.background_scale_range.1).powf(d),
+            d * s.signed_skewed(cfg.background_max_shear),
+            d * s.signed_skewed(cfg.background_max_shear),
             s.translation(cfg.background_max_translation_px * motion_scale),
         );
         // The background texture must cover everything frame B can show: the frame pulled back by M_0^{-1},
@@ -581,10 +593,10 @@ impl Scene {
             let shape = Shape::sample(s, cfg, side);
             let own = Affine::about(
                 shape.centre,
-                s.signed_skewed(cfg.max_rotation_deg).to_radians(),
-                s.log_range(cfg.scale_range.0, cfg.scale_range.1),
-                s.signed_skewed(cfg.max_shear),
-                s.signed_skewed(cfg.max_shear),
+                d * s.signed_skewed(cfg.max_rotation_deg).to_radians(),
+                s.log_range(cfg.scale_range.0, cfg.scale_range.1).powf(d),
+                d * s.signed_skewed(cfg.max_shear),
+                d * s.signed_skewed(cfg.max_shear),
                 s.translation(cfg.max_translation_px * motion_scale),
             );
             textures.push(Texture::sample(s, shape.centre, shape.bound, w.max(h), &cfg.photos));
