@@ -1,0 +1,199 @@
+//! `corrflow train` as a user runs it: arguments checked before any work, an existing checkpoint never
+//! replaced by accident, and a run killed mid-way (SIGKILL) that resumes to the same bits as an
+//! uninterrupted one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corrflow::Weights;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("corrflow-train-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn corrflow(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_corrflow")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A tiny, fast run: FlowNetS width 0.125 on 64x64 crops, no validation pairs.
+fn tiny(out: &Path, steps: u64) -> Vec<String> {
+    [
+        "train",
+        "--variant",
+        "s",
+        "--width",
+        "0.125",
+        "--size",
+        "64x64",
+        "--batch",
+        "2",
+        "--val-pairs",
+        "0",
+        "--validate-every",
+        "0",
+        "--eval-data",
+        "none",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "2",
+        "--warmup",
+        "3",
+        "--lr",
+        "1e-3",
+        "--steps",
+        &steps.to_string(),
+        "--out",
+        &out.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run(args: &[String]) -> (i32, String, String) {
+    corrflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Every bad number is refused before any work, with exit code 1, naming the flag (and `-1` is taken as a
+/// number in both spellings).
+#[test]
+fn numeric_arguments_are_range_checked() {
+    let dir = tmp("ranges");
+    let out = dir.join("r.safetensors");
+    let o = out.to_string_lossy().to_string();
+    let cases: [(&[&str], &str); 10] = [
+        (&["--width", "0"], "--width"),
+        (&["--width=-1"], "--width"),
+        (&["--width", "-1"], "--width"),
+        (&["--width", "NaN"], "--width"),
+        (&["--width", "1e9"], "--width"),
+        (&["--lr=-1"], "--lr"),
+        (&["--lr", "-1"], "--lr"),
+        (&["--lr", "NaN"], "--lr"),
+        (&["--steps", "0"], "--steps"),
+        (&["--size", "65x64"], "--size"),
+    ];
+    for (extra, flag) in cases {
+        let mut args = vec!["train", "--out", &o];
+        args.extend_from_slice(extra);
+        let t = Instant::now();
+        let (code, _, err) = corrflow(&args);
+        assert_eq!(code, 1, "{extra:?}: exit {code}, {err}");
+        assert!(err.starts_with("error:") && err.contains(flag) && !err.contains("panicked"), "{extra:?}: {err}");
+        assert!(t.elapsed() < Duration::from_secs(20), "{extra:?} was checked only after some work");
+        assert!(!out.exists(), "{extra:?} wrote a checkpoint");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tensors_equal(a: &Path, b: &Path) {
+    let (wa, wb) = (Weights::load(a).unwrap(), Weights::load(b).unwrap());
+    let names: Vec<&str> = wa.names().collect();
+    assert_eq!(names, wb.names().collect::<Vec<_>>(), "{} and {} hold different tensors", a.display(), b.display());
+    for n in names {
+        let shape = wa.shape(n).unwrap().to_vec();
+        let (x, y) = (wa.get(n, &shape).unwrap(), wb.get(n, &shape).unwrap());
+        let differ = x.iter().zip(y).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+        assert_eq!(
+            differ,
+            0,
+            "tensor `{n}`: {differ} of {} values differ between {} and {}",
+            x.len(),
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// Kill a real `corrflow train` after its first checkpoint, resume it, and compare with a run that was never
+/// interrupted: the weights, Adam's moments and the log's losses are bit-for-bit equal. Also: an existing
+/// checkpoint is refused without --resume / --overwrite, and reaching a step already reached says so.
+#[test]
+fn killed_run_resumes_bit_exactly_and_checkpoints_are_protected() {
+    if common::gpu_with_subgroups().is_none() {
+        return;
+    }
+    let dir = tmp("resume");
+    let (whole, cut) = (dir.join("whole.safetensors"), dir.join("cut.safetensors"));
+    let steps = 12;
+    let (code, stdout, err) = run(&tiny(&whole, steps));
+    assert_eq!(code, 0, "{stdout}\n{err}");
+
+    // The interrupted run: killed as soon as a checkpoint exists (step >= 2), well before step 12.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corrflow"))
+        .args(tiny(&cut, 1000))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let killed_at = loop {
+        if let Ok(w) = Weights::load(&cut) {
+            if let Some(step) = w.metadata().get("step").and_then(|s| s.parse::<u64>().ok()) {
+                child.kill().unwrap();
+                break step;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.wait().unwrap();
+    eprintln!("killed after the checkpoint at step {killed_at}");
+    assert!(killed_at < steps);
+
+    // Without --resume or --overwrite the checkpoint is refused, and left as it was.
+    let before = std::fs::read(&cut).unwrap();
+    let (code, _, err) = run(&tiny(&cut, steps));
+    assert_eq!(code, 1);
+    assert!(err.contains("--resume") && err.contains("--overwrite") && err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&cut).unwrap(), before, "the refused run touched the checkpoint");
+
+    let mut resume = tiny(&cut, steps);
+    resume.push("--resume".into());
+    let (code, stdout, err) = run(&resume);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(stdout.contains(&format!("resumed {} at step", cut.display())), "{stdout}");
+    tensors_equal(&whole, &cut);
+    tensors_equal(
+        &PathBuf::from(format!("{}.adam", whole.display())),
+        &PathBuf::from(format!("{}.adam", cut.display())),
+    );
+    // The logs agree on every loss (wall and CPU times differ, of course).
+    let losses = |p: &Path| -> Vec<(String, String)> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                (c[0].to_string(), c[4].to_string())
+            })
+            .collect()
+    };
+    let (lw, lc) = (losses(&dir.join("whole.csv")), losses(&dir.join("cut.csv")));
+    assert_eq!(lw.len(), steps as usize);
+    assert_eq!(lw, lc);
+
+    // Asking for a step already reached trains nothing and says so.
+    let (code, stdout, _) = run(&{
+        let mut a = tiny(&cut, 6);
+        a.push("--resume".into());
+        a
+    });
+    assert_eq!(code, 0);
+    assert!(stdout.contains("already at step 12"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
