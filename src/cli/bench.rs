@@ -53,12 +53,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 &ctx,
                 &corrflow::bench::correlation::CorrelationBenchOptions { quick, only },
             )?;
-            println!("{}", if json { report.to_json() } else { report.to_table() });
+            say!("{}", if json { report.to_json() } else { report.to_table() });
         }
         BenchCommand::Flownet { json, only, runs, baseline, smoke } => {
             let opts = corrflow::bench::flownet::FlowNetBenchOptions { only, runs, baseline, smoke, progress: true };
             let report = corrflow::bench::flownet::run(&ctx, &opts)?;
-            println!("{}", if json { report.to_json() } else { report.to_table() });
+            say!("{}", if json { report.to_json() } else { report.to_table() });
         }
     }
     Ok(())

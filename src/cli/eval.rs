@@ -54,6 +54,6 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let arch = net.arch();
     eprintln!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());
     let report = evaluate_pairs(&ctx, &net, &pairs, |i, n, p| eprintln!("[{}/{n}] {} {}", i + 1, p.dataset, p.name))?;
-    println!("{}", if args.json { report.to_json() } else { report.to_table() });
+    say!("{}", if args.json { report.to_json() } else { report.to_table() });
     Ok(())
 }

@@ -59,16 +59,14 @@ pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
 
 pub fn run(args: FlowArgs) -> Result<()> {
     let FlowArgs { a, b, weights, out, png, gt } = args;
+    // Everything is read and checked before the GPU work: frames decoded, weights parsed and matched to a
+    // network, ground truth read and its size compared with the frames', outputs writable.
     let t_load = Instant::now();
-    let (frame_a, frame_b, demo_gt) = match (a, b) {
-        (Some(a), Some(b)) => (load_frame(&a)?, load_frame(&b)?, None),
+    let (frame_a, frame_b, demo_gt) = match (&a, &b) {
+        (Some(a), Some(b)) => (load_frame(a)?, load_frame(b)?, None),
         (None, None) => {
             let (a, b, f) = corrflow::data::demo::demo_pair();
-            println!(
-                "frames: built-in demo pair {}x{} (known motion: rotation, zoom and shift)",
-                a.width(),
-                a.height()
-            );
+            say!("frames: built-in demo pair {}x{} (known motion: rotation, zoom and shift)", a.width(), a.height());
             (image::DynamicImage::ImageRgb8(a), image::DynamicImage::ImageRgb8(b), Some(f))
         }
         _ => {
@@ -77,38 +75,68 @@ pub fn run(args: FlowArgs) -> Result<()> {
             })
         }
     };
+    if (frame_a.width(), frame_a.height()) != (frame_b.width(), frame_b.height()) {
+        return Err(Error::Mismatch {
+            message: format!(
+                "frames differ in size: {}x{} and {}x{}; pass two frames of the same video",
+                frame_a.width(),
+                frame_a.height(),
+                frame_b.width(),
+                frame_b.height()
+            ),
+        });
+    }
     let (weights, source) = choose_weights(weights.as_deref())?;
+    let arch = corrflow::models::flownet::Arch::infer(&weights)?;
+    let gt = match &gt {
+        Some(p) => Some(read_gt(p)?),
+        None => demo_gt.map(|f| (f, None)),
+    };
+    if let Some((g, _)) = &gt {
+        if (g.width, g.height) != (frame_a.width() as usize, frame_a.height() as usize) {
+            return Err(Error::Mismatch {
+                message: format!(
+                    "ground truth is {}x{} but the frames are {}x{}",
+                    g.width,
+                    g.height,
+                    frame_a.width(),
+                    frame_a.height()
+                ),
+            });
+        }
+    }
+    let inputs: Vec<&Path> = [a.as_deref(), b.as_deref(), weights_arg_path(&source)].into_iter().flatten().collect();
+    super::check_outputs(&inputs, &[&out, &png])?;
+
     let ctx = Context::new_blocking()?;
-    println!("adapter: {}", ctx.adapter());
+    say!("adapter: {}", ctx.adapter());
     let net = FlowNet::new(&ctx, &weights)?;
-    let arch = net.arch();
-    println!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params(),);
+    say!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());
     let load_time = t_load.elapsed();
     let report = net.estimate_report(&ctx, &frame_a, &frame_b)?;
     let flow = &report.flow;
-    println!(
-        "frames {}x{}, network input {}x{}",
-        flow.width, flow.height, report.network_size.0, report.network_size.1
-    );
-    println!("time: load {:.1} ms", load_time.as_secs_f64() * 1e3);
+    say!("frames {}x{}, network input {}x{}", flow.width, flow.height, report.network_size.0, report.network_size.1);
+    say!("time: load {:.1} ms", load_time.as_secs_f64() * 1e3);
     for (stage, d) in &report.stages {
-        println!("time: {stage} {:.1} ms", d.as_secs_f64() * 1e3);
+        say!("time: {stage} {:.1} ms", d.as_secs_f64() * 1e3);
     }
     let t_write = Instant::now();
     write_flow(&out, flow)?;
     corrflow::viz::write_flow_png(&png, flow, None)?;
-    println!("time: write {:.1} ms", t_write.elapsed().as_secs_f64() * 1e3);
+    say!("time: write {:.1} ms", t_write.elapsed().as_secs_f64() * 1e3);
     let mags: Vec<f32> = flow.data.chunks_exact(2).map(|p| p[0].hypot(p[1])).collect();
     let mean_mag = mags.iter().sum::<f32>() / mags.len().max(1) as f32;
-    println!("flow: mean magnitude {mean_mag:.3} px, max {:.3} px", flow.max_magnitude(None));
-    println!("wrote {} and {}", out.display(), png.display());
-    let gt = match gt {
-        Some(p) => Some(read_gt(&p)?),
-        None => demo_gt.map(|f| (f, None)),
-    };
+    say!("flow: mean magnitude {mean_mag:.3} px, max {:.3} px", flow.max_magnitude(None));
+    say!("wrote {} and {}", out.display(), png.display());
     if let Some((gt, valid)) = gt {
         let m = evaluate(flow, &gt, valid.as_deref())?;
-        println!("against ground truth: {m}");
+        say!("against ground truth: {m}");
     }
     Ok(())
+}
+
+/// The weights file among the inputs (None for the embedded model).
+fn weights_arg_path(source: &str) -> Option<&Path> {
+    let p = Path::new(source);
+    p.exists().then_some(p)
 }

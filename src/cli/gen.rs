@@ -106,7 +106,7 @@ pub fn run(args: GenArgs) -> Result<()> {
     }
     let secs = t.elapsed().as_secs_f64();
     if let Some(dir) = &args.out {
-        println!("wrote {} pairs ({w}x{h}) to {} in {secs:.1} s", args.count, dir.display());
+        say!("wrote {} pairs ({w}x{h}) to {} in {secs:.1} s", args.count, dir.display());
     }
     if args.stats {
         print_stats(&mut magnitudes, args.count, w, h, args.augment);
@@ -141,13 +141,13 @@ impl<W: std::io::Write> WriteRgb8 for image::codecs::png::PngEncoder<W> {
 
 fn print_stats(m: &mut [f32], count: u64, w: usize, h: usize, augmented: bool) {
     if m.is_empty() {
-        println!("no known flow in the samples");
+        say!("no known flow in the samples");
         return;
     }
     m.sort_by(f32::total_cmp);
     let q = |p: f64| m[((m.len() - 1) as f64 * p).round() as usize];
     let mean = m.iter().map(|&v| v as f64).sum::<f64>() / m.len() as f64;
-    println!(
+    say!(
         "displacement over {count} pairs at {w}x{h}{} ({} px): mean {mean:.2} px, median {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}",
         if augmented { ", augmented" } else { "" },
         m.len(),
@@ -162,6 +162,6 @@ fn print_stats(m: &mut [f32], count: u64, w: usize, h: usize, augmented: bool) {
         let n = m.iter().filter(|&&v| (v as f64) >= lo && (v as f64) < hi).count();
         let frac = n as f64 / m.len() as f64;
         let label = if hi.is_finite() { format!("[{lo:>6}, {hi:>6})") } else { format!("[{lo:>6},    inf)") };
-        println!("  {label} px {:>6.2} %  {}", 100.0 * frac, "#".repeat((frac * 60.0).round() as usize));
+        say!("  {label} px {:>6.2} %  {}", 100.0 * frac, "#".repeat((frac * 60.0).round() as usize));
     }
 }

@@ -8,8 +8,8 @@ pub fn run() -> Result<()> {
         return Err(Error::NoAdapter { detail: String::new() });
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!("{}{}", if i == 0 { "* " } else { "  " }, a);
-        println!(
+        say!("{}{}", if i == 0 { "* " } else { "  " }, a);
+        say!(
             "    max buffer {} MiB, max storage binding {} MiB, workgroup storage {} KiB, {} invocations/workgroup, {} workgroups/dimension",
             a.max_buffer_size >> 20,
             a.max_storage_buffer_binding_size >> 20,
@@ -18,6 +18,6 @@ pub fn run() -> Result<()> {
             a.max_compute_workgroups_per_dimension
         );
     }
-    println!("(* = the adapter corrflow picks; set WGPU_ADAPTER_NAME or WGPU_BACKEND to choose another)");
+    say!("(* = the adapter corrflow picks; set WGPU_ADAPTER_NAME or WGPU_BACKEND to choose another)");
     Ok(())
 }

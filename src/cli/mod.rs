@@ -1,6 +1,15 @@
 //! Command-line face of the library (clap), one file per command. Every failure is printed as `error: ...`
 //! with exit code 1; nothing here panics on user input.
 
+/// `println!` that never panics: output to a closed pipe (`corrflow gen --stats | head`) is dropped quietly
+/// instead of aborting the command.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod eval;
 mod flow;
@@ -108,4 +117,45 @@ pub(crate) fn check_output_dir(path: &std::path::Path) -> Result<()> {
         op: "output",
         message: format!("cannot write {}: folder {} does not exist", path.display(), dir.display()),
     })
+}
+
+/// Canonical form of a path that may not exist yet: its folder canonicalised, then its file name.
+fn canonical(path: &std::path::Path) -> std::path::PathBuf {
+    if let Ok(c) = std::fs::canonicalize(path) {
+        return c;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Before any work: every output's folder exists, and no output is an input or another output (compared
+/// as canonical paths, so `./a.png`, `x/../a.png` and a symlink to `a.png` all count as `a.png`).
+pub(crate) fn check_outputs(inputs: &[&std::path::Path], outputs: &[&std::path::Path]) -> Result<()> {
+    for (i, o) in outputs.iter().enumerate() {
+        check_output_dir(o)?;
+        let co = canonical(o);
+        if let Some(input) = inputs.iter().find(|p| canonical(p) == co) {
+            return Err(Error::InvalidParam {
+                op: "output",
+                message: format!("output {} is the input {}: choose another output path", o.display(), input.display()),
+            });
+        }
+        if let Some(other) = outputs[..i].iter().find(|p| canonical(p) == co) {
+            return Err(Error::InvalidParam {
+                op: "output",
+                message: format!(
+                    "outputs {} and {} are the same file: give --out and --png different paths",
+                    other.display(),
+                    o.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }

@@ -210,20 +210,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
 
     let ctx = Context::new_blocking()?;
-    println!("adapter: {}", ctx.adapter());
+    say!("adapter: {}", ctx.adapter());
     let mut trainer = if args.resume {
         let (t, optimizer) = Trainer::resume(&ctx, &out, config)?;
         if !optimizer {
-            println!(
-                "note: Adam state missing or from another step: its moments restart at zero (not an exact resume)"
-            );
+            say!("note: Adam state missing or from another step: its moments restart at zero (not an exact resume)");
         }
         for (key, value) in stream.iter_mut() {
             if let Some(saved) = t.metadata().get(*key) {
                 *value = saved.clone();
             }
         }
-        println!("resumed {} at step {}", out.display(), t.steps());
+        say!("resumed {} at step {}", out.display(), t.steps());
         t
     } else {
         let weights = match &init {
@@ -236,7 +234,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         trainer.set_metadata(key, value);
     }
     if trainer.steps() >= args.steps {
-        println!(
+        say!(
             "{} is already at step {} (--steps {}): nothing to do; raise --steps to train further",
             out.display(),
             trainer.steps(),
@@ -272,7 +270,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ),
     };
     let arch = trainer.network().arch().clone();
-    println!(
+    say!(
         "training {} width {} ({} parameters) on {described}{}, batch {batch} at {w}x{h}, seed {seed}, to step {}",
         arch.variant,
         arch.width,
@@ -308,10 +306,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &["middlebury", "sintel_clean", "sintel_final"],
     )?;
     for p in problems {
-        println!("validation: skipping {p}");
+        say!("validation: skipping {p}");
     }
     let (ns, nr) = validator.counts();
-    println!(
+    say!(
         "validation: {ns} held-out synthetic pairs (chooses the best checkpoint), {nr} real pairs{} (reported only)",
         eval_root.as_ref().map(|r| format!(" from {}", r.display())).unwrap_or_default()
     );
@@ -364,7 +362,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let vtext = last_val.map(|v| format!("  val EPE {v:.3}")).unwrap_or_default();
             bar.set_message(format!("loss {loss:.3}{vtext}  {rate:.1} samples/s"));
             if !on_terminal && (step % (10 * args.log_every) == 0 || validate) {
-                println!(
+                say!(
                     "step {step:>7}  loss {loss:>8.4}  lr {:.2e}  {rate:.2} samples/s (generator {:.1}/s)",
                     report.lr,
                     loader.generator_samples_per_s()
@@ -392,12 +390,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if step % args.checkpoint_every == 0 || last {
             trainer.save_checkpoint(&ctx, &out)?;
             if !on_terminal {
-                println!("checkpoint: {} (step {step})", out.display());
+                say!("checkpoint: {} (step {step})", out.display());
             }
         }
     }
     bar.finish();
-    println!(
+    say!(
         "done: step {} in {:.0} s; checkpoint {}, best {}, log {}, plot {}",
         trainer.steps(),
         start.elapsed().as_secs_f64(),
