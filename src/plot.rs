@@ -179,7 +179,7 @@ impl Chart {
     pub fn render(&self, width: u32, height: u32) -> RgbImage {
         let mut img = RgbImage::from_pixel(width, height, Rgb(WHITE));
         let (w, h) = (width as i64, height as i64);
-        let (left, right, top, bottom) = (70i64, 16i64, 30i64, 44i64);
+        let (left, right, top, bottom) = (70i64, 16i64, 42i64, 44i64);
         let (pw, ph) = (w - left - right, h - top - bottom);
         draw_text(&mut img, left, 8, &self.title, BLACK, 2);
         let pts: Vec<(f64, f64)> = self
@@ -229,6 +229,10 @@ impl Chart {
                     }
                 }
             }
+            if v.len() < 3 {
+                // Less than a decade: round values in between instead.
+                v = nice_ticks(10f64.powf(y0), 10f64.powf(y1), 4).into_iter().filter(|&t| t > 0.0).collect();
+            }
             v
         } else {
             nice_ticks(y0, y1, 5)
@@ -242,7 +246,7 @@ impl Chart {
         line(&mut img, (left, top), (left, top + ph), BLACK, 1);
         line(&mut img, (left, top + ph), (left + pw, top + ph), BLACK, 1);
         draw_text(&mut img, left + pw / 2 - text_width(&self.x_label, 1) / 2, top + ph + 20, &self.x_label, BLACK, 1);
-        draw_text(&mut img, 4, top - 12, &self.y_label, BLACK, 1);
+        draw_text(&mut img, 4, top - 14, &self.y_label, BLACK, 1);
         // Series and legend.
         let mut legend_y = top + 6;
         for s in &self.series {
