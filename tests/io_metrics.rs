@@ -516,6 +516,112 @@ fn display_formats_metrics() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Bounded reading: regular files only, allocation bounded by the file's real size
+
+#[test]
+fn readers_refuse_devices_fifos_and_directories() {
+    use corrflow::models::{load_frame, Weights};
+    let dir = scratch_dir("read-kinds");
+    let fifo = dir.join("pipe");
+    let have_fifo = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+    let mut cases: Vec<(PathBuf, &str)> = vec![(dir.clone(), "a directory")];
+    if Path::new("/dev/zero").exists() {
+        cases.push((PathBuf::from("/dev/zero"), "character device"));
+    } else {
+        println!("skipping /dev/zero: absent");
+    }
+    if have_fifo {
+        cases.push((fifo.clone(), "FIFO"));
+    } else {
+        println!("skipping the FIFO case: mkfifo unavailable");
+    }
+    for (path, kind) in &cases {
+        let name = path.display().to_string();
+        // Each returns at once (a FIFO with no writer would block an open; /dev/zero would never end).
+        assert_err_mentions(read_flo(path), &[&name, kind, "not a regular file"]);
+        assert_err_mentions(read_kitti_flow(path), &[&name, kind]);
+        assert_err_mentions(load_frame(path), &[&name, kind]);
+        assert_err_mentions(Weights::load(path), &[&name, kind]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn read_limited_enforces_its_limit() {
+    let dir = scratch_dir("read-limit");
+    let path = dir.join("ten.bin");
+    std::fs::write(&path, [7u8; 10]).unwrap();
+    assert_eq!(corrflow::io::read_limited(&path, 10).unwrap(), vec![7u8; 10]);
+    assert_err_mentions(corrflow::io::read_limited(&path, 9), &["ten.bin", "10 bytes", "9 bytes"]);
+    assert_eq!(corrflow::io::check_input(&path, 100).unwrap(), 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CRC-32 as PNG uses it (reflected polynomial 0xEDB88320), to forge consistent PNG headers.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in data {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// `png` with IHDR's width and height replaced (offsets 16 and 20) and its CRC (offset 29) recomputed.
+fn with_declared_size(png: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = png.to_vec();
+    bytes[16..20].copy_from_slice(&width.to_be_bytes());
+    bytes[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn image_headers_cannot_demand_huge_allocations() {
+    use corrflow::io::decode_frame;
+    let kitti = encode_kitti_flow(&random_flow(4, 3, 1.0, 8), None).unwrap();
+    assert!(decode_kitti_flow(&with_declared_size(&kitti, 4, 3), Path::new("same.png")).is_ok());
+    // A side above 32768 px.
+    let wide = with_declared_size(&kitti, 40_000, 3);
+    assert_err_mentions(decode_kitti_flow(&wide, Path::new("wide.png")), &["wide.png", "40000x3", "32768"]);
+    assert_err_mentions(decode_frame(&wide, "wide.png"), &["40000x3", "32768"]);
+    // 10000 x 10000 16-bit RGB is 600 MB decoded, far beyond what a file of ~100 bytes can hold.
+    let liar = with_declared_size(&kitti, 10_000, 10_000);
+    assert_err_mentions(
+        decode_kitti_flow(&liar, Path::new("liar.png")),
+        &["liar.png", "10000x10000", "600000000 bytes", "corrupt or truncated"],
+    );
+    // Beyond the absolute 1 GiB limit: 1 MiB of trailing bytes lifts the per-file budget to the cap.
+    let mut huge = with_declared_size(&kitti, 32_768, 32_768);
+    huge.extend(vec![0u8; 1 << 20]);
+    assert_err_mentions(decode_frame(&huge, "huge.png"), &["32768x32768", "1073741824-byte limit", "downscale"]);
+    // A small lie within the 64 MiB any file may use is decoded and fails on the missing data.
+    let short = with_declared_size(&kitti, 100, 100);
+    assert_err_mentions(decode_frame(&short, "short.png"), &["short.png", "cannot decode"]);
+}
+
+#[test]
+fn frames_decode_from_memory_like_from_disk() {
+    use corrflow::io::decode_frame;
+    use corrflow::models::load_frame;
+    let dir = scratch_dir("frames");
+    let picture = image::RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 50, 9]));
+    for format in [image::ImageFormat::Png, image::ImageFormat::Pnm, image::ImageFormat::Bmp] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(picture.clone()).write_to(&mut bytes, format).unwrap();
+        let bytes = bytes.into_inner();
+        let path = dir.join(format!("frame.{}", format.extensions_str()[0]));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(decode_frame(&bytes, &path).unwrap().to_rgb8(), picture, "{format:?} from memory");
+        assert_eq!(load_frame(&path).unwrap().to_rgb8(), picture, "{format:?} from disk");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Real data (../shared/data), skipped when absent
 
 #[test]

@@ -16,11 +16,15 @@ pub struct Weights {
     metadata: BTreeMap<String, String>,
 }
 
+/// Largest weights file [`Weights::load`] reads: 4 GiB (FlowNetC at full width is about 150 MB in f32).
+pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+
 impl Weights {
-    /// Reads a safetensors file.
+    /// Reads a safetensors file: a regular file of at most [`MAX_WEIGHTS_BYTES`], parsed by
+    /// [`Weights::from_bytes`]. Devices such as `/dev/zero`, FIFOs and directories are refused.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::io::read_limited(path, MAX_WEIGHTS_BYTES)?;
         Self::from_bytes(&bytes, &path.display().to_string())
     }
 
