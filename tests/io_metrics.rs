@@ -622,6 +622,92 @@ fn frames_decode_from_memory_like_from_disk() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Weights storage: f32, f16 and bf16 safetensors
+
+/// A safetensors file with one tensor `t` of `dtype` holding `payload`, written out by hand.
+fn one_tensor_file(dtype: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {
+    let shape: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let header =
+        format!(r#"{{"t":{{"dtype":"{dtype}","shape":[{}],"data_offsets":[0,{}]}}}}"#, shape.join(","), payload.len());
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+#[test]
+fn weights_read_f16_and_bf16_exactly() {
+    use corrflow::models::Weights;
+    // f16 bits: 1.0 = 0x3c00, 65504 = 0x7bff (largest finite), 2^-24 = 0x0001 (smallest subnormal), -2 = 0xc000.
+    let f16: Vec<u8> = [0x3c00u16, 0x7bff, 0x0001, 0xc000].iter().flat_map(|b| b.to_le_bytes()).collect();
+    let w = Weights::from_bytes(&one_tensor_file("F16", &[2, 2], &f16), "half").unwrap();
+    assert_eq!(w.get("t", &[2, 2]).unwrap(), &[1.0, 65504.0, 2f32.powi(-24), -2.0]);
+    // bf16 bits are the top half of f32's: 1.0 = 0x3f80, -2.0 = 0xc000, 1.5 = 0x3fc0.
+    let bf16: Vec<u8> = [0x3f80u16, 0xc000, 0x3fc0].iter().flat_map(|b| b.to_le_bytes()).collect();
+    let w = Weights::from_bytes(&one_tensor_file("BF16", &[3], &bf16), "bf").unwrap();
+    assert_eq!(w.get("t", &[3]).unwrap(), &[1.0, -2.0, 1.5]);
+    // Non-finite values are refused in any dtype: f16 infinity 0x7c00, NaN 0x7e00.
+    for bits in [0x7c00u16, 0x7e00] {
+        let e = Weights::from_bytes(&one_tensor_file("F16", &[1], &bits.to_le_bytes()), "inf.safetensors");
+        assert_err_mentions(e, &["inf.safetensors", "`t`", "non-finite"]);
+    }
+    // Other dtypes are named.
+    assert_err_mentions(Weights::from_bytes(&one_tensor_file("I64", &[1], &[0; 8]), "int"), &["`t`", "I64", "f16"]);
+}
+
+#[test]
+fn weights_save_as_f16_and_bf16_round_trip() {
+    use corrflow::io::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+    use corrflow::models::{StoreAs, Weights};
+    let dir = scratch_dir("weights-half");
+    let values: Vec<f32> = vec![1.0, -0.1, 12.345, 1e-3, 65504.0, -65519.0, 2f32.powi(-24), 0.0];
+    let weights = Weights::from_tensors(
+        "w",
+        [("conv.weight".to_string(), vec![2, 4], values.clone()), ("conv.bias".to_string(), vec![1], vec![0.5])],
+    )
+    .with_metadata("step", 7);
+    let full = weights.to_bytes().unwrap();
+    for (store, narrow, widen) in [
+        (StoreAs::F16, f32_to_f16 as fn(f32) -> u16, f16_to_f32 as fn(u16) -> f32),
+        (StoreAs::BF16, f32_to_bf16, bf16_to_f32),
+    ] {
+        let path = dir.join(format!("{store:?}.safetensors"));
+        weights.save_as(&path, store).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() < full.len(), "{store:?} file is not smaller than f32");
+        let back = Weights::load(&path).unwrap();
+        assert_eq!(back.metadata().get("step").map(String::as_str), Some("7"));
+        let expected: Vec<f32> = values.iter().map(|&v| widen(narrow(v))).collect();
+        assert_eq!(back.get("conv.weight", &[2, 4]).unwrap(), expected.as_slice(), "{store:?}");
+        assert_eq!(back.get("conv.bias", &[1]).unwrap(), &[0.5]);
+        // Values already representable survive a second round trip bit for bit.
+        assert_eq!(back.to_bytes_as(store).unwrap(), bytes);
+    }
+    // The f16 values: 65504 and -65519 both land on +-65504; 2^-24 is the smallest subnormal.
+    let f16 = Weights::from_bytes(&weights.to_bytes_as(StoreAs::F16).unwrap(), "f16").unwrap();
+    let got = f16.get("conv.weight", &[2, 4]).unwrap();
+    assert_eq!((got[0], got[4], got[5], got[6]), (1.0, 65504.0, -65504.0, 2f32.powi(-24)));
+    // Overflow is an error naming the tensor, not an infinity.
+    let big = Weights::from_tensors("big.safetensors", [("fc.weight".to_string(), vec![2], vec![1.0, 70000.0])]);
+    assert_err_mentions(big.to_bytes_as(StoreAs::F16), &["big.safetensors", "`fc.weight`", "70000", "65504"]);
+    assert_err_mentions(big.save_as(dir.join("big.safetensors"), StoreAs::F16), &["fc.weight"]);
+    assert!(big.to_bytes_as(StoreAs::BF16).is_ok());
+    let huge = Weights::from_tensors("h", [("x".to_string(), vec![1], vec![f32::MAX])]);
+    assert_err_mentions(huge.to_bytes_as(StoreAs::BF16), &["`x`", "bf16"]);
+    assert_eq!(dir_entries(&dir), ["BF16.safetensors", "F16.safetensors"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn weights_header_length_is_checked_first() {
+    use corrflow::models::Weights;
+    let mut bytes = one_tensor_file("F32", &[1], &1f32.to_le_bytes());
+    bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_err_mentions(Weights::from_bytes(&bytes, "h.safetensors"), &["h.safetensors", "header declares"]);
+    assert_err_mentions(Weights::from_bytes(&bytes[..5], "short"), &["short", "5 bytes", "truncated"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Real data (../shared/data), skipped when absent
 
 #[test]

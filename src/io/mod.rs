@@ -1,8 +1,10 @@
 //! Files in and out: the flow formats (Middlebury `.flo`, KITTI 16-bit PNG), image frames decoded within
-//! size limits, bounded reading of regular files, and safe, atomic output writing (see [`output`]).
+//! size limits, f16/bf16 conversions for stored weights, bounded reading of regular files, and safe,
+//! atomic output writing (see [`output`]).
 
 pub mod flo;
 pub mod frame;
+pub mod half;
 pub mod kitti;
 pub mod output;
 

@@ -7,4 +7,4 @@ pub mod weights;
 
 pub use estimate::{decode_frame, load_frame, EstimateReport};
 pub use flownet::{Arch, FlowNet, Pyramid, Variant};
-pub use weights::Weights;
+pub use weights::{StoreAs, Weights};
