@@ -496,14 +496,27 @@ fn size_mismatches_are_errors() {
 }
 
 #[test]
-fn no_valid_pixels_gives_nan_not_panic() {
+fn no_valid_pixel_is_an_error_not_nan() {
     let a = Flow::zeros(2, 2);
-    let m = evaluate(&a, &a, Some(&[false; 4])).unwrap();
-    assert_eq!(m.valid_pixels, 0);
-    assert!(m.epe.is_nan() && m.ae_deg.is_nan() && m.fl_all.is_nan());
-    assert!(m.to_string().contains("n = 0"));
-    let unknown = Flow::from_interleaved(1, 1, vec![2e9, 0.0]).unwrap();
-    assert!(epe(&one_pixel(0.0, 0.0), &unknown, None).unwrap().is_nan());
+    // Every pixel masked out.
+    let err = assert_err_mentions(evaluate(&a, &a, Some(&[false; 4])), &["no valid pixel", "4 are marked invalid"]);
+    assert!(matches!(err, Error::Mismatch { .. }));
+    // Every ground-truth pixel unknown: NaN, infinite, or above 1e9.
+    let unknown = Flow::from_interleaved(3, 1, vec![f32::NAN, 0.0, 0.0, f32::INFINITY, 2e9, 0.0]).unwrap();
+    let pred = Flow::zeros(3, 1);
+    assert_err_mentions(evaluate(&pred, &unknown, None), &["no valid pixel", "3 hold unknown flow"]);
+    assert_err_mentions(epe(&pred, &unknown, None), &["no valid pixel"]);
+    assert_err_mentions(angular_error(&pred, &unknown, None), &["no valid pixel"]);
+    assert_err_mentions(fl_all(&pred, &unknown, None), &["no valid pixel"]);
+    // Both reasons at once: pixel 0 masked, pixels 1 and 2 unknown.
+    assert_err_mentions(
+        evaluate(&pred, &unknown, Some(&[false, true, true])),
+        &["1 are marked invalid", "2 hold unknown"],
+    );
+    // One valid pixel is enough.
+    let one = Flow::from_interleaved(3, 1, vec![f32::NAN, 0.0, 3.0, 4.0, 2e9, 0.0]).unwrap();
+    let m = evaluate(&pred, &one, None).unwrap();
+    assert_eq!((m.valid_pixels, m.epe), (1, 5.0));
 }
 
 #[test]
