@@ -5,7 +5,7 @@
 use corrflow::io::{decode_flo, decode_kitti_flow, encode_flo, encode_kitti_flow, write_atomic};
 use corrflow::io::{read_flo, read_kitti_flow, write_flo, write_kitti_flow};
 use corrflow::metrics::{angular_error, epe, evaluate, fl_all};
-use corrflow::viz::{color_wheel_legend, flow_to_rgb, write_flow_png};
+use corrflow::viz::{color_wheel_legend, encode_flow_png, flow_to_rgb, write_flow_png};
 use corrflow::{Error, Flow};
 use std::path::{Path, PathBuf};
 
@@ -416,6 +416,8 @@ fn flow_png_written_atomically() {
     assert_eq!(dir_entries(&dir), vec!["flow_vis.png".to_string()]);
     let back = image::open(&path).unwrap().into_rgb8();
     assert_eq!(back, flow_to_rgb(&flow, None));
+    // The in-memory encoding (for OutputSet::write) is the same file.
+    assert_eq!(std::fs::read(&path).unwrap(), encode_flow_png(&flow, None, &path).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
