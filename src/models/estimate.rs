@@ -41,9 +41,9 @@ pub(crate) fn normalise(img: &image::DynamicImage) -> HostTensor {
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let mut t = HostTensor::zeros([1, 3, h, w]);
     for (x, y, p) in rgb.enumerate_pixels() {
-        for c in 0..3 {
+        for (c, (value, mean)) in p.0.iter().zip(RGB_MEAN).enumerate() {
             let i = t.idx(0, c, y as usize, x as usize);
-            t.data[i] = p.0[c] - RGB_MEAN[c];
+            t.data[i] = value - mean;
         }
     }
     t
