@@ -51,6 +51,11 @@ pub enum Error {
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
 
+    /// An output path cannot be written: it is a directory, device, FIFO or socket, its directory is missing or
+    /// not writable, or it is the same file as an input or another output. Raised before any work is done.
+    #[error("cannot write {path}: {message}")]
+    Output { path: PathBuf, message: String },
+
     /// An image could not be decoded or encoded.
     #[error("{path}: {message}")]
     Image { path: PathBuf, message: String },
@@ -66,5 +71,8 @@ impl Error {
     }
     pub(crate) fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Format { path: path.into(), message: message.into() }
+    }
+    pub(crate) fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Output { path: path.into(), message: message.into() }
     }
 }

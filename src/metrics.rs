@@ -2,8 +2,9 @@
 //!
 //! A pixel counts when the caller's mask marks it (no mask: every pixel) and the ground truth there is
 //! known per [`Flow::valid_mask`] (finite, `|value| <= 1e9`). Predictions are not filtered: a NaN in the
-//! prediction makes the metric NaN, which is the honest answer. Sums run in f64. With no valid pixel every
-//! metric is NaN.
+//! prediction makes the metric NaN, which is the honest answer. Sums run in f64. A ground truth with no
+//! valid pixel is an error ([`Error::Mismatch`] saying how many pixels were masked out and how many were
+//! unknown): an average over nothing is not a result.
 
 use crate::{Error, Flow, Result};
 use std::fmt;
@@ -69,10 +70,28 @@ fn valid_pairs<'a>(
         .map(|(_, pair)| pair))
 }
 
-/// Mean of `f` over the valid pixels; NaN when there are none.
+/// The error for a ground truth (and mask) that leaves no pixel to evaluate, with the reasons counted.
+fn no_valid_pixel(gt: &Flow, valid: Option<&[bool]>) -> Error {
+    let pixels = gt.pixel_count();
+    let masked = valid.map_or(0, |m| m.iter().filter(|&&v| !v).count());
+    let unknown = pixels - masked;
+    Error::Mismatch {
+        message: format!(
+            "the ground truth has no valid pixel to evaluate against: of its {pixels} pixels ({}x{}), {masked} are \
+             marked invalid by the validity mask and {unknown} hold unknown flow (NaN, infinite or |value| > 1e9); \
+             check that the right ground-truth file was given",
+            gt.width, gt.height
+        ),
+    }
+}
+
+/// Mean of `f` over the valid pixels; an error when there are none.
 fn mean_over_valid(pred: &Flow, gt: &Flow, valid: Option<&[bool]>, f: impl Fn(&[f32], &[f32]) -> f64) -> Result<f64> {
     let (sum, count) = valid_pairs(pred, gt, valid)?.fold((0.0, 0usize), |(s, n), (p, g)| (s + f(p, g), n + 1));
-    Ok(if count == 0 { f64::NAN } else { sum / count as f64 })
+    if count == 0 {
+        return Err(no_valid_pixel(gt, valid));
+    }
+    Ok(sum / count as f64)
 }
 
 /// Average endpoint error in pixels over the valid pixels.
@@ -105,7 +124,7 @@ pub struct FlowMetrics {
 }
 
 /// Computes [`FlowMetrics`] in one pass. Fails with [`Error::Mismatch`] when the prediction, ground truth
-/// and mask sizes disagree; with no valid pixel it returns NaN metrics and `valid_pixels == 0`.
+/// and mask sizes disagree, and when no pixel is valid (all masked out or unknown in the ground truth).
 pub fn evaluate(pred: &Flow, gt: &Flow, valid: Option<&[bool]>) -> Result<FlowMetrics> {
     let (mut epe_sum, mut ae_sum, mut outliers, mut count) = (0.0, 0.0, 0usize, 0usize);
     for (p, g) in valid_pairs(pred, gt, valid)? {
@@ -114,7 +133,10 @@ pub fn evaluate(pred: &Flow, gt: &Flow, valid: Option<&[bool]>) -> Result<FlowMe
         outliers += is_outlier(p, g) as usize;
         count += 1;
     }
-    let mean = |sum: f64| if count == 0 { f64::NAN } else { sum / count as f64 };
+    if count == 0 {
+        return Err(no_valid_pixel(gt, valid));
+    }
+    let mean = |sum: f64| sum / count as f64;
     Ok(FlowMetrics { epe: mean(epe_sum), ae_deg: mean(ae_sum), fl_all: mean(outliers as f64), valid_pixels: count })
 }
 

@@ -108,9 +108,9 @@ fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>> {
     Ok(png)
 }
 
-/// Writes the colour coding of `flow` (see [`flow_to_rgb`]) as an 8-bit RGB PNG, atomically.
-pub fn write_flow_png(path: impl AsRef<Path>, flow: &Flow, max_magnitude: Option<f32>) -> Result<()> {
-    let path = path.as_ref();
+/// The colour coding of `flow` (see [`flow_to_rgb`]) as 8-bit RGB PNG bytes, for writing later (e.g. with
+/// [`crate::io::OutputSet::write`]); `path` only names the destination in errors.
+pub fn encode_flow_png(flow: &Flow, max_magnitude: Option<f32>, path: &Path) -> Result<Vec<u8>> {
     flow.check_consistent()?;
     if flow.width == 0 || flow.height == 0 || u32::try_from(flow.width.max(flow.height)).is_err() {
         return Err(Error::Shape {
@@ -118,7 +118,13 @@ pub fn write_flow_png(path: impl AsRef<Path>, flow: &Flow, max_magnitude: Option
             message: format!("a {}x{} flow cannot be stored as a PNG", flow.width, flow.height),
         });
     }
-    write_atomic(path, &encode_png(&flow_to_rgb(flow, max_magnitude), path)?)
+    encode_png(&flow_to_rgb(flow, max_magnitude), path)
+}
+
+/// Writes the colour coding of `flow` (see [`flow_to_rgb`]) as an 8-bit RGB PNG, atomically.
+pub fn write_flow_png(path: impl AsRef<Path>, flow: &Flow, max_magnitude: Option<f32>) -> Result<()> {
+    let path = path.as_ref();
+    write_atomic(path, &encode_flow_png(flow, max_magnitude, path)?)
 }
 
 /// A `size x size` key of the colour coding: the pixel at offset `(dx, dy)` from the centre shows the colour

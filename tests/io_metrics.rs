@@ -5,7 +5,7 @@
 use corrflow::io::{decode_flo, decode_kitti_flow, encode_flo, encode_kitti_flow, write_atomic};
 use corrflow::io::{read_flo, read_kitti_flow, write_flo, write_kitti_flow};
 use corrflow::metrics::{angular_error, epe, evaluate, fl_all};
-use corrflow::viz::{color_wheel_legend, flow_to_rgb, write_flow_png};
+use corrflow::viz::{color_wheel_legend, encode_flow_png, flow_to_rgb, write_flow_png};
 use corrflow::{Error, Flow};
 use std::path::{Path, PathBuf};
 
@@ -416,6 +416,8 @@ fn flow_png_written_atomically() {
     assert_eq!(dir_entries(&dir), vec!["flow_vis.png".to_string()]);
     let back = image::open(&path).unwrap().into_rgb8();
     assert_eq!(back, flow_to_rgb(&flow, None));
+    // The in-memory encoding (for OutputSet::write) is the same file.
+    assert_eq!(std::fs::read(&path).unwrap(), encode_flow_png(&flow, None, &path).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -496,14 +498,27 @@ fn size_mismatches_are_errors() {
 }
 
 #[test]
-fn no_valid_pixels_gives_nan_not_panic() {
+fn no_valid_pixel_is_an_error_not_nan() {
     let a = Flow::zeros(2, 2);
-    let m = evaluate(&a, &a, Some(&[false; 4])).unwrap();
-    assert_eq!(m.valid_pixels, 0);
-    assert!(m.epe.is_nan() && m.ae_deg.is_nan() && m.fl_all.is_nan());
-    assert!(m.to_string().contains("n = 0"));
-    let unknown = Flow::from_interleaved(1, 1, vec![2e9, 0.0]).unwrap();
-    assert!(epe(&one_pixel(0.0, 0.0), &unknown, None).unwrap().is_nan());
+    // Every pixel masked out.
+    let err = assert_err_mentions(evaluate(&a, &a, Some(&[false; 4])), &["no valid pixel", "4 are marked invalid"]);
+    assert!(matches!(err, Error::Mismatch { .. }));
+    // Every ground-truth pixel unknown: NaN, infinite, or above 1e9.
+    let unknown = Flow::from_interleaved(3, 1, vec![f32::NAN, 0.0, 0.0, f32::INFINITY, 2e9, 0.0]).unwrap();
+    let pred = Flow::zeros(3, 1);
+    assert_err_mentions(evaluate(&pred, &unknown, None), &["no valid pixel", "3 hold unknown flow"]);
+    assert_err_mentions(epe(&pred, &unknown, None), &["no valid pixel"]);
+    assert_err_mentions(angular_error(&pred, &unknown, None), &["no valid pixel"]);
+    assert_err_mentions(fl_all(&pred, &unknown, None), &["no valid pixel"]);
+    // Both reasons at once: pixel 0 masked, pixels 1 and 2 unknown.
+    assert_err_mentions(
+        evaluate(&pred, &unknown, Some(&[false, true, true])),
+        &["1 are marked invalid", "2 hold unknown"],
+    );
+    // One valid pixel is enough.
+    let one = Flow::from_interleaved(3, 1, vec![f32::NAN, 0.0, 3.0, 4.0, 2e9, 0.0]).unwrap();
+    let m = evaluate(&pred, &one, None).unwrap();
+    assert_eq!((m.valid_pixels, m.epe), (1, 5.0));
 }
 
 #[test]
@@ -513,6 +528,198 @@ fn display_formats_metrics() {
     assert!(text.contains("EPE 5.000 px"), "{text}");
     assert!(text.contains("Fl-all 100.00 %"), "{text}");
     assert!(text.contains("n = 1"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Bounded reading: regular files only, allocation bounded by the file's real size
+
+#[test]
+fn readers_refuse_devices_fifos_and_directories() {
+    use corrflow::models::{load_frame, Weights};
+    let dir = scratch_dir("read-kinds");
+    let fifo = dir.join("pipe");
+    let have_fifo = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+    let mut cases: Vec<(PathBuf, &str)> = vec![(dir.clone(), "a directory")];
+    if Path::new("/dev/zero").exists() {
+        cases.push((PathBuf::from("/dev/zero"), "character device"));
+    } else {
+        println!("skipping /dev/zero: absent");
+    }
+    if have_fifo {
+        cases.push((fifo.clone(), "FIFO"));
+    } else {
+        println!("skipping the FIFO case: mkfifo unavailable");
+    }
+    for (path, kind) in &cases {
+        let name = path.display().to_string();
+        // Each returns at once (a FIFO with no writer would block an open; /dev/zero would never end).
+        assert_err_mentions(read_flo(path), &[&name, kind, "not a regular file"]);
+        assert_err_mentions(read_kitti_flow(path), &[&name, kind]);
+        assert_err_mentions(load_frame(path), &[&name, kind]);
+        assert_err_mentions(Weights::load(path), &[&name, kind]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn read_limited_enforces_its_limit() {
+    let dir = scratch_dir("read-limit");
+    let path = dir.join("ten.bin");
+    std::fs::write(&path, [7u8; 10]).unwrap();
+    assert_eq!(corrflow::io::read_limited(&path, 10).unwrap(), vec![7u8; 10]);
+    assert_err_mentions(corrflow::io::read_limited(&path, 9), &["ten.bin", "10 bytes", "9 bytes"]);
+    assert_eq!(corrflow::io::check_input(&path, 100).unwrap(), 10);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CRC-32 as PNG uses it (reflected polynomial 0xEDB88320), to forge consistent PNG headers.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in data {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// `png` with IHDR's width and height replaced (offsets 16 and 20) and its CRC (offset 29) recomputed.
+fn with_declared_size(png: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = png.to_vec();
+    bytes[16..20].copy_from_slice(&width.to_be_bytes());
+    bytes[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn image_headers_cannot_demand_huge_allocations() {
+    use corrflow::io::decode_frame;
+    let kitti = encode_kitti_flow(&random_flow(4, 3, 1.0, 8), None).unwrap();
+    assert!(decode_kitti_flow(&with_declared_size(&kitti, 4, 3), Path::new("same.png")).is_ok());
+    // A side above 32768 px.
+    let wide = with_declared_size(&kitti, 40_000, 3);
+    assert_err_mentions(decode_kitti_flow(&wide, Path::new("wide.png")), &["wide.png", "40000x3", "32768"]);
+    assert_err_mentions(decode_frame(&wide, "wide.png"), &["40000x3", "32768"]);
+    // 10000 x 10000 16-bit RGB is 600 MB decoded, far beyond what a file of ~100 bytes can hold.
+    let liar = with_declared_size(&kitti, 10_000, 10_000);
+    assert_err_mentions(
+        decode_kitti_flow(&liar, Path::new("liar.png")),
+        &["liar.png", "10000x10000", "600000000 bytes", "corrupt or truncated"],
+    );
+    // Beyond the absolute 1 GiB limit: 1 MiB of trailing bytes lifts the per-file budget to the cap.
+    let mut huge = with_declared_size(&kitti, 32_768, 32_768);
+    huge.extend(vec![0u8; 1 << 20]);
+    assert_err_mentions(decode_frame(&huge, "huge.png"), &["32768x32768", "1073741824-byte limit", "downscale"]);
+    // A small lie within the 64 MiB any file may use is decoded and fails on the missing data.
+    let short = with_declared_size(&kitti, 100, 100);
+    assert_err_mentions(decode_frame(&short, "short.png"), &["short.png", "cannot decode"]);
+}
+
+#[test]
+fn frames_decode_from_memory_like_from_disk() {
+    use corrflow::io::decode_frame;
+    use corrflow::models::load_frame;
+    let dir = scratch_dir("frames");
+    let picture = image::RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 50, 9]));
+    for format in [image::ImageFormat::Png, image::ImageFormat::Pnm, image::ImageFormat::Bmp] {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(picture.clone()).write_to(&mut bytes, format).unwrap();
+        let bytes = bytes.into_inner();
+        let path = dir.join(format!("frame.{}", format.extensions_str()[0]));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(decode_frame(&bytes, &path).unwrap().to_rgb8(), picture, "{format:?} from memory");
+        assert_eq!(load_frame(&path).unwrap().to_rgb8(), picture, "{format:?} from disk");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Weights storage: f32, f16 and bf16 safetensors
+
+/// A safetensors file with one tensor `t` of `dtype` holding `payload`, written out by hand.
+fn one_tensor_file(dtype: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {
+    let shape: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let header =
+        format!(r#"{{"t":{{"dtype":"{dtype}","shape":[{}],"data_offsets":[0,{}]}}}}"#, shape.join(","), payload.len());
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+#[test]
+fn weights_read_f16_and_bf16_exactly() {
+    use corrflow::models::Weights;
+    // f16 bits: 1.0 = 0x3c00, 65504 = 0x7bff (largest finite), 2^-24 = 0x0001 (smallest subnormal), -2 = 0xc000.
+    let f16: Vec<u8> = [0x3c00u16, 0x7bff, 0x0001, 0xc000].iter().flat_map(|b| b.to_le_bytes()).collect();
+    let w = Weights::from_bytes(&one_tensor_file("F16", &[2, 2], &f16), "half").unwrap();
+    assert_eq!(w.get("t", &[2, 2]).unwrap(), &[1.0, 65504.0, 2f32.powi(-24), -2.0]);
+    // bf16 bits are the top half of f32's: 1.0 = 0x3f80, -2.0 = 0xc000, 1.5 = 0x3fc0.
+    let bf16: Vec<u8> = [0x3f80u16, 0xc000, 0x3fc0].iter().flat_map(|b| b.to_le_bytes()).collect();
+    let w = Weights::from_bytes(&one_tensor_file("BF16", &[3], &bf16), "bf").unwrap();
+    assert_eq!(w.get("t", &[3]).unwrap(), &[1.0, -2.0, 1.5]);
+    // Non-finite values are refused in any dtype: f16 infinity 0x7c00, NaN 0x7e00.
+    for bits in [0x7c00u16, 0x7e00] {
+        let e = Weights::from_bytes(&one_tensor_file("F16", &[1], &bits.to_le_bytes()), "inf.safetensors");
+        assert_err_mentions(e, &["inf.safetensors", "`t`", "non-finite"]);
+    }
+    // Other dtypes are named.
+    assert_err_mentions(Weights::from_bytes(&one_tensor_file("I64", &[1], &[0; 8]), "int"), &["`t`", "I64", "f16"]);
+}
+
+#[test]
+fn weights_save_as_f16_and_bf16_round_trip() {
+    use corrflow::io::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+    use corrflow::models::{StoreAs, Weights};
+    let dir = scratch_dir("weights-half");
+    let values: Vec<f32> = vec![1.0, -0.1, 12.345, 1e-3, 65504.0, -65519.0, 2f32.powi(-24), 0.0];
+    let weights = Weights::from_tensors(
+        "w",
+        [("conv.weight".to_string(), vec![2, 4], values.clone()), ("conv.bias".to_string(), vec![1], vec![0.5])],
+    )
+    .with_metadata("step", 7);
+    let full = weights.to_bytes().unwrap();
+    for (store, narrow, widen) in [
+        (StoreAs::F16, f32_to_f16 as fn(f32) -> u16, f16_to_f32 as fn(u16) -> f32),
+        (StoreAs::BF16, f32_to_bf16, bf16_to_f32),
+    ] {
+        let path = dir.join(format!("{store:?}.safetensors"));
+        weights.save_as(&path, store).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() < full.len(), "{store:?} file is not smaller than f32");
+        let back = Weights::load(&path).unwrap();
+        assert_eq!(back.metadata().get("step").map(String::as_str), Some("7"));
+        let expected: Vec<f32> = values.iter().map(|&v| widen(narrow(v))).collect();
+        assert_eq!(back.get("conv.weight", &[2, 4]).unwrap(), expected.as_slice(), "{store:?}");
+        assert_eq!(back.get("conv.bias", &[1]).unwrap(), &[0.5]);
+        // Values already representable survive a second round trip bit for bit.
+        assert_eq!(back.to_bytes_as(store).unwrap(), bytes);
+    }
+    // The f16 values: 65504 and -65519 both land on +-65504; 2^-24 is the smallest subnormal.
+    let f16 = Weights::from_bytes(&weights.to_bytes_as(StoreAs::F16).unwrap(), "f16").unwrap();
+    let got = f16.get("conv.weight", &[2, 4]).unwrap();
+    assert_eq!((got[0], got[4], got[5], got[6]), (1.0, 65504.0, -65504.0, 2f32.powi(-24)));
+    // Overflow is an error naming the tensor, not an infinity.
+    let big = Weights::from_tensors("big.safetensors", [("fc.weight".to_string(), vec![2], vec![1.0, 70000.0])]);
+    assert_err_mentions(big.to_bytes_as(StoreAs::F16), &["big.safetensors", "`fc.weight`", "70000", "65504"]);
+    assert_err_mentions(big.save_as(dir.join("big.safetensors"), StoreAs::F16), &["fc.weight"]);
+    assert!(big.to_bytes_as(StoreAs::BF16).is_ok());
+    let huge = Weights::from_tensors("h", [("x".to_string(), vec![1], vec![f32::MAX])]);
+    assert_err_mentions(huge.to_bytes_as(StoreAs::BF16), &["`x`", "bf16"]);
+    assert_eq!(dir_entries(&dir), ["BF16.safetensors", "F16.safetensors"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn weights_header_length_is_checked_first() {
+    use corrflow::models::Weights;
+    let mut bytes = one_tensor_file("F32", &[1], &1f32.to_le_bytes());
+    bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_err_mentions(Weights::from_bytes(&bytes, "h.safetensors"), &["h.safetensors", "header declares"]);
+    assert_err_mentions(Weights::from_bytes(&bytes[..5], "short"), &["short", "5 bytes", "truncated"]);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 //! Layout, all little-endian: the f32 tag 202021.25 (bytes "PIEH"), i32 width, i32 height, then
 //! `height * width` `(u, v)` f32 pairs, row-major. Unknown flow is stored as values above 1e9.
 
-use super::{read_bytes, write_atomic};
+use super::{read_limited, write_atomic};
 use crate::{Error, Flow, Result};
 use std::path::Path;
 
@@ -13,6 +13,8 @@ pub const FLO_TAG: f32 = 202021.25;
 const HEADER_BYTES: usize = 12;
 /// Largest width or height accepted on read; anything bigger is a corrupt header, not a real frame.
 pub const MAX_FLO_DIMENSION: i32 = 100_000;
+/// Largest `.flo` file [`read_flo`] reads: 2 GiB, a flow of 268 million pixels (16384 x 16384).
+pub const MAX_FLO_BYTES: u64 = 2 << 30;
 
 /// Reads the little-endian 4 bytes at `offset` (the caller has checked the length).
 fn le_bytes(bytes: &[u8], offset: usize) -> [u8; 4] {
@@ -53,8 +55,9 @@ fn decode_header(bytes: &[u8], path: &Path) -> Result<(usize, usize)> {
     Ok((width, height))
 }
 
-/// Decodes a `.flo` file held in memory; `path` only names the file in errors.
-/// Fails with [`Error::Format`] on a bad tag, a width or height outside `1..=100000`, or a length that is
+/// Decodes a `.flo` file held in memory; `path` only names the file in errors. The header is checked
+/// against the length of `bytes` before the flow is allocated, so a corrupt header cannot cause a large
+/// allocation. Fails with [`Error::Format`] on a bad tag, a width or height outside `1..=100000`, or a length that is
 /// not exactly `12 + 8 * width * height` bytes.
 pub fn decode_flo(bytes: &[u8], path: &Path) -> Result<Flow> {
     let (width, height) = decode_header(bytes, path)?;
@@ -84,10 +87,11 @@ pub fn encode_flo(flow: &Flow) -> Vec<u8> {
     bytes
 }
 
-/// Reads a Middlebury `.flo` file.
+/// Reads a Middlebury `.flo` file: a regular file of at most [`MAX_FLO_BYTES`] bytes, whose header must
+/// agree with its length before anything is allocated for the flow (see [`decode_flo`]).
 pub fn read_flo(path: impl AsRef<Path>) -> Result<Flow> {
     let path = path.as_ref();
-    decode_flo(&read_bytes(path)?, path)
+    decode_flo(&read_limited(path, MAX_FLO_BYTES)?, path)
 }
 
 /// Writes `flow` as a Middlebury `.flo` file, atomically (see [`super::write_atomic`]).

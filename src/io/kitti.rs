@@ -4,7 +4,8 @@
 //! A 16-bit RGB PNG: `u = (R - 2^15) / 64`, `v = (G - 2^15) / 64`, `B` = 1 where the ground truth is
 //! valid and 0 elsewhere. Values are therefore quantised to 1/64 px and limited to about +-512 px.
 
-use super::{read_bytes, write_atomic};
+use super::frame::{decode_image, MAX_IMAGE_FILE_BYTES};
+use super::{read_limited, write_atomic};
 use crate::flow::UNKNOWN_FLOW;
 use crate::{Error, Flow, Result};
 use image::codecs::png::PngEncoder;
@@ -26,10 +27,10 @@ fn encode_component(value: f32) -> u16 {
     (value * SCALE + ZERO_OFFSET).round().clamp(0.0, u16::MAX as f32) as u16
 }
 
-/// Decodes PNG bytes and insists on 16-bit RGB, the only layout KITTI flow uses.
+/// Decodes PNG bytes (within the limits of [`super::frame`]) and insists on 16-bit RGB, the only layout
+/// KITTI flow uses.
 fn decode_rgb16(bytes: &[u8], path: &Path) -> Result<image::ImageBuffer<image::Rgb<u16>, Vec<u16>>> {
-    let image = image::load_from_memory_with_format(bytes, ImageFormat::Png)
-        .map_err(|e| Error::Image { path: path.into(), message: format!("cannot decode PNG: {e}") })?;
+    let image = decode_image(bytes, path, Some(ImageFormat::Png))?;
     match image {
         DynamicImage::ImageRgb16(buffer) => Ok(buffer),
         other => Err(Error::format(
@@ -55,7 +56,9 @@ fn color_name(color: ColorType) -> &'static str {
     }
 }
 
-/// Decodes a KITTI flow PNG held in memory; `path` only names the file in errors.
+/// Decodes a KITTI flow PNG held in memory; `path` only names the file in errors. The PNG's declared size
+/// is checked against the limits of [`super::frame`] (32768 px per side, 1 GiB, and what the data's length
+/// can hold) before anything is allocated.
 ///
 /// Returns the flow and its validity mask (`B != 0`). Invalid pixels get the Middlebury unknown-flow value
 /// ([`UNKNOWN_FLOW`], 1e10) so that [`Flow::valid_mask`] agrees with the returned mask and a flow written
@@ -77,10 +80,10 @@ pub fn decode_kitti_flow(bytes: &[u8], path: &Path) -> Result<(Flow, Vec<bool>)>
     Ok((Flow::from_interleaved(width, height, data)?, valid))
 }
 
-/// Reads a KITTI 16-bit flow PNG; see [`decode_kitti_flow`].
+/// Reads a KITTI 16-bit flow PNG: a regular file of at most 1 GiB, decoded by [`decode_kitti_flow`].
 pub fn read_kitti_flow(path: impl AsRef<Path>) -> Result<(Flow, Vec<bool>)> {
     let path = path.as_ref();
-    decode_kitti_flow(&read_bytes(path)?, path)
+    decode_kitti_flow(&read_limited(path, MAX_IMAGE_FILE_BYTES)?, path)
 }
 
 /// Checks that `flow` is self-consistent, fits a PNG, and that `valid` (if any) has one entry per pixel.

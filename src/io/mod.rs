@@ -1,56 +1,70 @@
-//! Flow file formats (Middlebury `.flo`, KITTI 16-bit PNG) and the atomic file write they share.
+//! Files in and out: the flow formats (Middlebury `.flo`, KITTI 16-bit PNG), image frames decoded within
+//! size limits, f16/bf16 conversions for stored weights, bounded reading of regular files, and safe,
+//! atomic output writing (see [`output`]).
 
 pub mod flo;
+pub mod frame;
+pub mod half;
 pub mod kitti;
+pub mod output;
 
 pub use flo::{decode_flo, encode_flo, read_flo, write_flo};
+pub use frame::{decode_frame, read_frame};
 pub use kitti::{decode_kitti_flow, encode_kitti_flow, read_kitti_flow, write_kitti_flow};
+pub use output::{check_distinct, check_output, write_atomic, CheckedOutput, OutputSet};
 
 use crate::{Error, Result};
-use std::ffi::OsString;
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Read;
+use std::path::Path;
 
-/// Distinguishes temporary names when several threads of one process write the same path.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// `<dir>/<name>.tmp-<pid>-<n>`: a sibling of `path`, so the final rename stays on one file system.
-fn temp_sibling(path: &Path) -> Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| {
-        Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))
-    })?;
-    let mut temp_name = OsString::from(name);
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    temp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-    Ok(path.with_file_name(temp_name))
+/// An input problem as an [`Error::Io`] naming `path`.
+fn input_error(path: &Path, kind: std::io::ErrorKind, message: String) -> Error {
+    Error::io(path, std::io::Error::new(kind, message))
 }
 
-/// Creates `temp`, writes `bytes` and syncs them to disk.
-fn write_synced(temp: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = File::create(temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Writes `bytes` to `path` atomically: readers see either the old file or the complete new one, never a
-/// partial write. The data goes to a temporary sibling (`<name>.tmp-<pid>-<n>`), is synced, then renamed over
-/// `path`; on any failure the temporary file is removed and the error names the path that failed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = temp_sibling(path)?;
-    if let Err(e) = write_synced(&temp, bytes) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::io(&temp, e));
+/// Checks that `path` is a regular file (symbolic links followed) of at most `max_bytes` bytes and returns
+/// its size. Devices (`/dev/zero`), FIFOs, sockets and directories are refused: reading them could block
+/// or never end.
+pub fn check_input(path: impl AsRef<Path>, max_bytes: u64) -> Result<u64> {
+    let path = path.as_ref();
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(input_error(
+            path,
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {}, not a regular file: give the path of a file", output::kind_name(&meta.file_type())),
+        ));
     }
-    if let Err(e) = std::fs::rename(&temp, path) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(Error::io(path, e));
+    if meta.len() > max_bytes {
+        return Err(input_error(
+            path,
+            std::io::ErrorKind::InvalidData,
+            format!("the file is {} bytes, more than the {max_bytes} bytes accepted for this kind of file", meta.len()),
+        ));
     }
-    Ok(())
+    Ok(meta.len())
 }
 
-/// Reads a whole file, naming it in the error.
-pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+/// Reads a whole regular file of at most `max_bytes` bytes (see [`check_input`]). The read itself is bounded
+/// too, so a file that grows while it is read cannot make the allocation exceed the limit.
+pub fn read_limited(path: impl AsRef<Path>, max_bytes: u64) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    let len = check_input(path, max_bytes)?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // Between the check and the open the path may have been swapped for something else: check the file
+    // actually opened.
+    let opened = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !opened.is_file() {
+        return Err(input_error(path, std::io::ErrorKind::InvalidInput, "it stopped being a regular file".into()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(input_error(
+            path,
+            std::io::ErrorKind::InvalidData,
+            format!("the file grew past the {max_bytes} bytes accepted while it was being read"),
+        ));
+    }
+    Ok(bytes)
 }

@@ -11,14 +11,13 @@ use crate::flow::Flow;
 use crate::ops::resize::resize_bilinear;
 use crate::runtime::{Context, HostTensor, Tensor};
 
-/// Reads an image file (PNG, JPEG, PPM, BMP; RGB, RGBA, grey, 8 or 16 bit).
+pub use crate::io::decode_frame;
+
+/// Reads an image file (PNG, JPEG, PPM, BMP; RGB, RGBA, grey, 8 or 16 bit): a regular file of at most
+/// 1 GiB, decoded by [`decode_frame`] within its limits (32768 px per side, 1 GiB decoded, and no more than
+/// the file's length can hold).
 pub fn load_frame(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
-    let path = path.as_ref();
-    let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = reader.with_guessed_format().map_err(|e| Error::io(path, e))?;
-    reader
-        .decode()
-        .map_err(|e| Error::Image { path: path.to_path_buf(), message: format!("cannot decode as an image: {e}") })
+    crate::io::read_frame(path)
 }
 
 /// The flow and how long each stage took.
@@ -42,9 +41,9 @@ pub(crate) fn normalise(img: &image::DynamicImage) -> HostTensor {
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let mut t = HostTensor::zeros([1, 3, h, w]);
     for (x, y, p) in rgb.enumerate_pixels() {
-        for c in 0..3 {
+        for (c, (value, mean)) in p.0.iter().zip(RGB_MEAN).enumerate() {
             let i = t.idx(0, c, y as usize, x as usize);
-            t.data[i] = p.0[c] - RGB_MEAN[c];
+            t.data[i] = value - mean;
         }
     }
     t

@@ -5,6 +5,6 @@ pub mod estimate;
 pub mod flownet;
 pub mod weights;
 
-pub use estimate::{load_frame, EstimateReport};
+pub use estimate::{decode_frame, load_frame, EstimateReport};
 pub use flownet::{Arch, FlowNet, Pyramid, Variant};
-pub use weights::Weights;
+pub use weights::{StoreAs, Weights};
