@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use corrflow::io::OutputSet;
 use corrflow::metrics::evaluate;
 use corrflow::models::{load_frame, Weights};
 use corrflow::{Context, Error, Flow, FlowNet, Result};
@@ -38,11 +39,12 @@ fn read_gt(path: &Path) -> Result<(Flow, Option<Vec<bool>>)> {
     }
 }
 
-fn write_flow(path: &Path, flow: &Flow) -> Result<()> {
+/// The flow file's bytes: KITTI 16-bit PNG for a `.png` path, Middlebury `.flo` otherwise.
+fn encode_flow(path: &Path, flow: &Flow) -> Result<Vec<u8>> {
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
-        corrflow::io::write_kitti_flow(path, flow, None)
+        corrflow::io::encode_kitti_flow(flow, None)
     } else {
-        corrflow::io::write_flo(path, flow)
+        Ok(corrflow::io::encode_flo(flow))
     }
 }
 
@@ -58,7 +60,7 @@ pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
 }
 
 pub fn run(args: FlowArgs) -> Result<()> {
-    let FlowArgs { a, b, weights, out, png, gt } = args;
+    let FlowArgs { a, b, weights: weights_path, out, png, gt: gt_path } = args;
     // Everything is read and checked before the GPU work: frames decoded, weights parsed and matched to a
     // network, ground truth read and its size compared with the frames', outputs writable.
     let t_load = Instant::now();
@@ -86,9 +88,9 @@ pub fn run(args: FlowArgs) -> Result<()> {
             ),
         });
     }
-    let (weights, source) = choose_weights(weights.as_deref())?;
+    let (weights, source) = choose_weights(weights_path.as_deref())?;
     let arch = corrflow::models::flownet::Arch::infer(&weights)?;
-    let gt = match &gt {
+    let gt = match &gt_path {
         Some(p) => Some(read_gt(p)?),
         None => demo_gt.map(|f| (f, None)),
     };
@@ -105,8 +107,9 @@ pub fn run(args: FlowArgs) -> Result<()> {
             });
         }
     }
-    let inputs: Vec<&Path> = [a.as_deref(), b.as_deref(), weights_arg_path(&source)].into_iter().flatten().collect();
-    super::check_outputs(&inputs, &[&out, &png])?;
+    let inputs: Vec<&Path> =
+        [a.as_deref(), b.as_deref(), weights_path.as_deref(), gt_path.as_deref()].into_iter().flatten().collect();
+    let outputs = OutputSet::check(&inputs, &[&out, &png])?;
 
     let ctx = Context::new_blocking()?;
     say!("adapter: {}", ctx.adapter());
@@ -121,8 +124,10 @@ pub fn run(args: FlowArgs) -> Result<()> {
         say!("time: {stage} {:.1} ms", d.as_secs_f64() * 1e3);
     }
     let t_write = Instant::now();
-    write_flow(&out, flow)?;
-    corrflow::viz::write_flow_png(&png, flow, None)?;
+    // Both files are encoded first, then written together: on any failure neither replaces anything.
+    let flow_bytes = encode_flow(&out, flow)?;
+    let png_bytes = corrflow::viz::encode_flow_png(flow, None, &png)?;
+    outputs.write(&[(&out, &flow_bytes), (&png, &png_bytes)])?;
     say!("time: write {:.1} ms", t_write.elapsed().as_secs_f64() * 1e3);
     let mags: Vec<f32> = flow.data.chunks_exact(2).map(|p| p[0].hypot(p[1])).collect();
     let mean_mag = mags.iter().sum::<f32>() / mags.len().max(1) as f32;
@@ -133,10 +138,4 @@ pub fn run(args: FlowArgs) -> Result<()> {
         say!("against ground truth: {m}");
     }
     Ok(())
-}
-
-/// The weights file among the inputs (None for the embedded model).
-fn weights_arg_path(source: &str) -> Option<&Path> {
-    let p = Path::new(source);
-    p.exists().then_some(p)
 }

@@ -181,8 +181,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ),
         });
     }
+    corrflow::io::check_distinct(
+        &args.init.iter().chain(&args.data).collect::<Vec<_>>(),
+        &[&out, &best_path, &csv_path, &plot_path],
+    )?;
     for p in [&out, &best_path, &csv_path, &plot_path] {
-        super::check_output_dir(p)?;
+        corrflow::io::check_output(p)?;
     }
     let init = args.init.as_ref().map(Weights::load).transpose()?;
     let warmup_start = 1e-6f32.min(args.lr as f32);

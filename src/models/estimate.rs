@@ -96,6 +96,11 @@ impl FlowNet {
             e => e,
         }
         };
+        // Checked before the frames are converted to f32 on the host (12 bytes a pixel), so a frame too large
+        // for the adapter fails at once instead of after a large allocation.
+        for (name, shape) in [("frame_a", [1, 3, h, w]), ("frame_a", [1, 3, nh, nw]), ("flow", [1, 2, h, w])] {
+            ctx.check_fits(name, shape).map_err(hint)?;
+        }
         let t0 = Instant::now();
         let prep = |img: &image::DynamicImage, name: &str| -> Result<Tensor> {
             let host = normalise(img);
