@@ -94,7 +94,9 @@ pub fn run(args: FlowArgs) -> Result<()> {
         Some(p) => Some(read_gt(p)?),
         None => demo_gt.map(|f| (f, None)),
     };
-    if let Some((g, _)) = &gt {
+    if let Some((g, valid)) = &gt {
+        // A ground truth with no known pixel is refused now, not after the run as "EPE NaN".
+        evaluate(g, g, valid.as_deref())?;
         if (g.width, g.height) != (frame_a.width() as usize, frame_a.height() as usize) {
             return Err(Error::Mismatch {
                 message: format!(
