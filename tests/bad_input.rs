@@ -129,8 +129,8 @@ fn command_line_errors_are_messages_not_panics() {
         !ok && err.starts_with("error:") && err.contains("/nonexistent/a.png") && !err.contains("panicked"),
         "{err}"
     );
-    let (ok, _, err) = corrflow_cli(&["flow", "--out", "/tmp/corrflow-unused.flo"]);
-    assert!(!ok && err.contains("no trained weights are embedded"), "{err}");
+    let (ok, _, err) = corrflow_cli(&["flow", "--weights", "/nonexistent/w.safetensors"]);
+    assert!(!ok && err.contains("/nonexistent/w.safetensors"), "{err}");
     let (ok, _, err) = corrflow_cli(&["flow", "only_one.png"]);
     assert!(!ok && err.contains("two frames"), "{err}");
 }

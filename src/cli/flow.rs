@@ -52,10 +52,11 @@ fn encode_flow(path: &Path, flow: &Flow) -> Result<Vec<u8>> {
 pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
     match path {
         Some(p) => Ok((Weights::load(p)?, p.display().to_string())),
-        None => Err(Error::Weights {
-            path: "(none given)".into(),
-            message: "no trained weights are embedded in corrflow yet: pass --weights FILE.safetensors (a FlowNetS/FlowNetC checkpoint with FlowNetPytorch tensor names, e.g. ../shared/fixtures/flownetc_w0.25/weights.safetensors)".into(),
-        }),
+        None => {
+            let w = corrflow::models::pretrained::flownet_weights()?;
+            let step = w.metadata().get("step").map(|s| format!(", trained {s} steps")).unwrap_or_default();
+            Ok((w, format!("{}{step}", corrflow::models::pretrained::SOURCE)))
+        }
     }
 }
 

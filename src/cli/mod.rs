@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod bench;
 mod eval;
+mod export;
 mod flow;
 mod gen;
 mod info;
@@ -48,6 +49,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure kernel and network throughput on the chosen adapter.
     Bench(bench::BenchArgs),
+    /// Write a trained checkpoint as a model file to ship (f16 storage, checked against the f32 flow).
+    Export(export::ExportArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Gen(args) => gen::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

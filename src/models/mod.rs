@@ -3,6 +3,7 @@
 
 pub mod estimate;
 pub mod flownet;
+pub mod pretrained;
 pub mod weights;
 
 pub use estimate::{decode_frame, load_frame, EstimateReport};
