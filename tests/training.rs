@@ -177,3 +177,36 @@ fn a_diverged_step_is_an_error_and_leaves_the_weights_alone() {
         assert_eq!(after.get(name, &shape).unwrap(), weights.get(name, &shape).unwrap(), "{name} changed");
     }
 }
+
+/// Adam's bias corrections follow the age of the moments, not the training step: a trainer whose moments
+/// start at zero late in a run (a checkpoint resumed without its `.adam` file) takes a first update of at most
+/// lr per weight, as at step 1 (Adam's first step moves each weight by lr * g / |g|). With the step count
+/// driving the corrections instead, step 5001 would move weights by about 3.2 lr (sqrt(1000) / 10).
+#[test]
+fn restarted_moments_take_a_first_step_of_at_most_lr() {
+    use corrflow::data::synthetic::SyntheticConfig;
+    use corrflow::models::flownet::{Arch, Variant};
+    use corrflow::training::{DataSource, Loader};
+    let Some(ctx) = gpu_with_subgroups() else { return };
+    let lr = 1e-3f32;
+    let config = TrainConfig {
+        adam: corrflow::ops::optim::AdamConfig { lr, weight_decay: 0.0, ..Default::default() },
+        ..Default::default()
+    };
+    let weights = Arch::new(Variant::S, 0.125).init_weights(4);
+    let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights).unwrap(), config).unwrap();
+    trainer.set_steps(5000);
+    let batch =
+        Loader::new(DataSource::Synthetic(SyntheticConfig::small()), 1, 64, 64, 3).unwrap().next_batch().unwrap();
+    let report = trainer.step(ctx, &batch).unwrap();
+    assert_eq!(report.step, 5001);
+    let after = trainer.weights(ctx).unwrap();
+    let mut largest = 0.0f32;
+    for name in weights.names() {
+        let shape = weights.shape(name).unwrap().to_vec();
+        let (w0, w1) = (weights.get(name, &shape).unwrap(), after.get(name, &shape).unwrap());
+        largest = w0.iter().zip(w1).fold(largest, |m, (a, b)| m.max((a - b).abs()));
+    }
+    eprintln!("largest first update {largest:.3e} (lr {lr:.0e})");
+    assert!(largest <= 1.01 * lr && largest > 0.5 * lr, "first update {largest} with lr {lr}");
+}

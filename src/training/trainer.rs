@@ -101,6 +101,11 @@ pub struct Trainer {
     slots: Vec<Slot>,
     step_values: AdamStepBuffer,
     step: u64,
+    /// Adam updates applied to the current moments (drives the bias corrections): equal to `step` in a run
+    /// that never lost its optimizer state, and counting again from 0 when the moments restart at zero (a
+    /// checkpoint resumed without its `.adam` file), so the first updates are not blown up by a bias
+    /// correction of ~1 on zero moments.
+    adam_steps: u64,
     plans: HashMap<(usize, usize, usize), TrainPlan>,
     /// Extra entries written into every checkpoint's metadata (the run's settings, the data stream's
     /// seed), read back by [`Trainer::resume`].
@@ -143,6 +148,7 @@ impl Trainer {
             slots,
             step_values,
             step: 0,
+            adam_steps: 0,
             plans: HashMap::new(),
             metadata: Default::default(),
         })
@@ -295,11 +301,12 @@ impl Trainer {
             });
         }
         if update {
-            self.step_values.set(ctx, &self.config.adam, step, lr)?;
+            self.step_values.set(ctx, &self.config.adam, self.adam_steps + 1, lr)?;
             let mut rec = ctx.recorder("adam");
             rec.replay(&plan.update);
             rec.submit()?;
             self.step = step;
+            self.adam_steps += 1;
         }
         Ok(StepReport { step, lr, loss, per_scale })
     }
@@ -311,7 +318,7 @@ impl Trainer {
         self.plan(ctx, (n, h, w))?;
         let plan =
             self.plans.get(&(n, h, w)).ok_or(Error::InvalidParam { op: "train", message: "plan missing".into() })?;
-        self.step_values.set(ctx, &self.config.adam, self.step + 1, self.config.lr_at(self.step + 1))?;
+        self.step_values.set(ctx, &self.config.adam, self.adam_steps + 1, self.config.lr_at(self.step + 1))?;
         let mut all = plan.gradients.clone();
         all.extend(&plan.update);
         Ok(all)
@@ -363,7 +370,8 @@ impl Trainer {
             moments.push((format!("v.{}", s.name), vec![s.v.numel()], ctx.download(&s.v)?.data));
         }
         // Optimizer state first: a weights file never claims a step whose moments were not saved.
-        tag(Weights::from_tensors("optimizer", moments)).save(Self::optimizer_path(path))?;
+        tag(Weights::from_tensors("optimizer", moments).with_metadata("adam_steps", self.adam_steps))
+            .save(Self::optimizer_path(path))?;
         tag(self.weights(ctx)?).save(path)
     }
 
@@ -406,6 +414,7 @@ impl Trainer {
             ctx.write(&s.m, m)?;
             ctx.write(&s.v, v)?;
         }
+        trainer.adam_steps = optim.metadata().get("adam_steps").and_then(|s| s.parse().ok()).unwrap_or(step);
         Ok((trainer, true))
     }
 
