@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use corrflow::eval::{evaluate_pairs, find_pairs};
-use corrflow::{Context, Error, FlowNet, Result};
+use corrflow::{Error, FlowNet, Result};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -48,12 +48,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         });
     }
     let (weights, source) = super::flow::choose_weights(args.weights.as_deref())?;
-    let ctx = Context::new_blocking()?;
-    eprintln!("adapter: {}", ctx.adapter());
+    let (ctx, first_run) = super::open_context()?;
     let net = FlowNet::new(&ctx, &weights)?;
     let arch = net.arch();
     eprintln!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());
     let report = evaluate_pairs(&ctx, &net, &pairs, |i, n, p| eprintln!("[{}/{n}] {} {}", i + 1, p.dataset, p.name))?;
     say!("{}", if args.json { report.to_json() } else { report.to_table() });
+    first_run.done();
     Ok(())
 }

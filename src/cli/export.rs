@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use corrflow::eval::{find_pairs, load_pair};
 use corrflow::models::{StoreAs, Weights};
-use corrflow::{Context, Error, FlowNet, Result};
+use corrflow::{Error, FlowNet, Result};
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -47,8 +47,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
             .into_iter()
             .filter(|p| matches!(p.dataset.as_str(), "middlebury" | "sintel_clean" | "sintel_final"))
             .collect();
-        let ctx = Context::new_blocking()?;
-        say!("adapter: {}", ctx.adapter());
+        let (ctx, first_run) = super::open_context()?;
         let (full, half) = (FlowNet::new(&ctx, &weights)?, FlowNet::new(&ctx, &stored)?);
         let mut worst: (f64, String) = (0.0, String::new());
         for pair in &pairs {
@@ -75,6 +74,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
                 ),
             });
         }
+        first_run.done();
         say!(
             "f16 check: largest mean difference {:.5} px over {} pairs (tolerance {} px)",
             worst.0,

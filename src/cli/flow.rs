@@ -8,7 +8,7 @@ use clap::Args;
 use corrflow::io::OutputSet;
 use corrflow::metrics::evaluate;
 use corrflow::models::{load_frame, Weights};
-use corrflow::{Context, Error, Flow, FlowNet, Result};
+use corrflow::{Error, Flow, FlowNet, Result};
 
 #[derive(Args)]
 pub struct FlowArgs {
@@ -114,8 +114,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
         [a.as_deref(), b.as_deref(), weights_path.as_deref(), gt_path.as_deref()].into_iter().flatten().collect();
     let outputs = OutputSet::check(&inputs, &[&out, &png])?;
 
-    let ctx = Context::new_blocking()?;
-    say!("adapter: {}", ctx.adapter());
+    let (ctx, first_run) = super::open_context()?;
     let net = FlowNet::new(&ctx, &weights)?;
     say!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());
     let load_time = t_load.elapsed();
@@ -140,5 +139,6 @@ pub fn run(args: FlowArgs) -> Result<()> {
         let m = evaluate(flow, &gt, valid.as_deref())?;
         say!("against ground truth: {m}");
     }
+    first_run.done();
     Ok(())
 }

@@ -107,3 +107,54 @@ pub(crate) fn check_range(op: &'static str, flag: &str, value: f64, lo: f64, hi:
         message: format!("{flag} {value}: must be a number in {}{lo}, {hi}]", if open_lo { "(" } else { "[" }),
     })
 }
+
+/// The GPU context of a command, with its adapter printed. On the first run on this adapter (no marker in
+/// `$XDG_CACHE_HOME/corrflow` or `~/.cache/corrflow`) it says that the kernels are being compiled, with a count,
+/// since that takes tens of seconds on a software adapter and would otherwise look like a hang; call
+/// [`FirstRun::done`] when the command succeeded so later runs stay quiet.
+pub(crate) fn open_context() -> Result<(corrflow::Context, FirstRun)> {
+    let ctx = corrflow::Context::new_blocking()?;
+    say!("adapter: {}", ctx.adapter());
+    let a = ctx.adapter();
+    let key = format!("{}|{}|{}|{}", a.name, a.driver, a.backend, env!("CARGO_PKG_VERSION"));
+    // FNV-1a: a stable file name per adapter, driver and corrflow version.
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x1_0000_0001_b3));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")));
+    let marker = cache.map(|c| c.join("corrflow").join(format!("kernels-{hash:016x}")));
+    let first = marker.as_ref().is_some_and(|m| !m.exists());
+    if first {
+        use std::io::IsTerminal;
+        let terminal = std::io::stderr().is_terminal();
+        eprintln!(
+            "first run on this adapter: compiling the GPU kernels it needs (tens of seconds on a software adapter; the driver caches them for later runs)"
+        );
+        ctx.on_compile(Box::new(move |kernel, built| {
+            if terminal {
+                eprint!("\r  compiling kernel {:>3}: {kernel:<40}", built + 1);
+            } else if built % 10 == 0 {
+                eprintln!("  compiling kernel {:>3}: {kernel}", built + 1);
+            }
+        }));
+    }
+    Ok((ctx, FirstRun { marker: marker.filter(|_| first) }))
+}
+
+/// Remembers that the kernels of this adapter were compiled (see [`open_context`]).
+pub(crate) struct FirstRun {
+    marker: Option<std::path::PathBuf>,
+}
+
+impl FirstRun {
+    /// Writes the marker; failures are ignored (the only cost is the notice on the next run).
+    pub(crate) fn done(&self) {
+        if let Some(m) = &self.marker {
+            eprintln!();
+            if let Some(dir) = m.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(m, b"corrflow compiled its kernels for this adapter\n");
+        }
+    }
+}

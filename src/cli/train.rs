@@ -17,7 +17,7 @@ use corrflow::training::data::{scan_folder, LoaderOptions};
 use corrflow::training::log::{TrainLog, TrainRow};
 use corrflow::training::validate::Validator;
 use corrflow::training::{DataSource, Loader, TrainConfig, Trainer};
-use corrflow::{Context, Error, FlowNet, Result};
+use corrflow::{Error, FlowNet, Result};
 
 use super::{check_range, parse_size};
 
@@ -213,8 +213,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ..Default::default()
     };
 
-    let ctx = Context::new_blocking()?;
-    say!("adapter: {}", ctx.adapter());
+    let (ctx, first_run) = super::open_context()?;
     let mut trainer = if args.resume {
         let (t, optimizer) = Trainer::resume(&ctx, &out, config)?;
         if !optimizer {
@@ -408,5 +407,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         csv_path.display(),
         plot_path.display()
     );
+    first_run.done();
     Ok(())
 }

@@ -104,7 +104,13 @@ pub struct Context {
     tuned: Mutex<HashMap<String, Vec<u32>>>,
     /// Scratch buffers shared by every op that records into this context (see [`Context::scratch`]).
     scratch: Mutex<HashMap<&'static str, Tensor>>,
+    /// Called before each pipeline is built (see [`Context::on_compile`]).
+    compile_observer: Mutex<Option<CompileObserver>>,
 }
+
+/// A callback told about each pipeline about to be built: the kernel's name and how many pipelines this
+/// context has built before it.
+pub type CompileObserver = Box<dyn Fn(&'static str, usize) + Send + Sync>;
 
 impl Context {
     /// Picks the best adapter (see [`adapter_rank`]); `WGPU_BACKEND` restricts the backends and
@@ -168,6 +174,16 @@ impl Context {
             pipelines: Mutex::new(HashMap::new()),
             tuned: Mutex::new(HashMap::new()),
             scratch: Mutex::new(HashMap::new()),
+            compile_observer: Mutex::new(None),
+        }
+    }
+
+    /// Calls `observer(kernel, built_so_far)` before each pipeline this context builds: building compiles the
+    /// kernel for the adapter, which takes seconds per kernel on a software adapter the first time (drivers
+    /// cache the result on disk), so a command can say what it is waiting for.
+    pub fn on_compile(&self, observer: CompileObserver) {
+        if let Ok(mut slot) = self.compile_observer.lock() {
+            *slot = Some(observer);
         }
     }
 
@@ -239,6 +255,11 @@ impl Context {
         })?;
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
+        }
+        if let Ok(observer) = self.compile_observer.lock() {
+            if let Some(f) = observer.as_ref() {
+                f(kernel.name(), cache.len());
+            }
         }
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
