@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod demo;
+pub mod homography;
 mod rng;
 pub mod synthetic;
 pub mod texture;
