@@ -2,6 +2,7 @@
 //! generator for initialisation and tests.
 
 pub mod augment;
+pub mod correspondence;
 pub mod demo;
 pub mod homography;
 mod rng;
