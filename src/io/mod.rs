@@ -8,6 +8,7 @@ pub mod half;
 pub mod homography;
 pub mod kitti;
 pub mod mat5;
+pub mod matches;
 pub mod output;
 
 pub use flo::{decode_flo, encode_flo, read_flo, write_flo};
