@@ -13,10 +13,13 @@
 //! query is dropped). Recall@K is the fraction of kept queries whose true correspondent is among the `K`
 //! gallery descriptors nearest to the query (Euclidean distance). Ties count against the query: the rank of
 //! the true correspondent is the number of *other* gallery descriptors at a distance less than **or equal
-//! to** its own, so a constant descriptor retrieves nothing.
+//! to** its own, so a constant descriptor retrieves nothing. As in the matcher ([`super::cpu`]), descriptors
+//! with a squared norm below [`super::cpu::MIN_NORM2`] (the raw baseline's flat patches) are no descriptor:
+//! they are never retrieved, and a query that is one, or whose true correspondent is one, is a miss.
 
 use std::cmp::Ordering;
 
+use super::cpu::MIN_NORM2;
 use super::{Descriptors, Match};
 use crate::data::homography::Homography;
 use crate::{Error, Result};
@@ -150,6 +153,11 @@ impl RecallAtK {
     }
 }
 
+/// Squared norm in f64.
+fn norm2(a: &[f32]) -> f64 {
+    a.iter().map(|&x| (x as f64).powi(2)).sum()
+}
+
 /// Squared Euclidean distance in f64.
 fn distance2(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum()
@@ -180,16 +188,20 @@ pub fn recall_at_k(
     if ks.contains(&0) {
         return Err(Error::InvalidParam { op: "recall_at_k", message: "K must be at least 1".into() });
     }
+    let retrievable: Vec<bool> = (0..gallery.len()).map(|j| norm2(gallery.row(j)) >= MIN_NORM2 as f64).collect();
     let mut hits = vec![0; ks.len()];
     let mut scored = 0;
     for (qi, t) in truth.iter().enumerate() {
         let Some(t) = *t else { continue };
         scored += 1;
         let q = queries.row(qi);
+        if norm2(q) < MIN_NORM2 as f64 || norm2(gallery.row(t)) < MIN_NORM2 as f64 {
+            continue; // a miss at every K
+        }
         let own = distance2(q, gallery.row(t));
         // Every distance not greater than the truth's counts, so a NaN (on either side) counts against the query.
         let not_farther = |j: usize| distance2(q, gallery.row(j)).partial_cmp(&own) != Some(Ordering::Greater);
-        let rank = (0..gallery.len()).filter(|&j| j != t && not_farther(j)).count();
+        let rank = (0..gallery.len()).filter(|&j| j != t && retrievable[j] && not_farther(j)).count();
         for (h, &k) in hits.iter_mut().zip(ks) {
             *h += (rank < k) as usize;
         }
