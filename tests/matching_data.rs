@@ -274,6 +274,13 @@ fn readers_refuse_bad_files_without_panicking() {
     let mat = dir.join("x_vpts.mat");
     std::fs::write(&mat, b"not a mat file").unwrap();
     assert!(read_cmp_validation_points(&mat).unwrap_err().to_string().contains("MAT-file"));
+    // Hand-made structs claiming 2^60 elements, with no field and with one: refused or kept empty, never
+    // allocated.
+    for (fields, needle) in [(&b""[..], "no variable `validation`"), (&b"p"[..], "claims more elements")] {
+        std::fs::write(&mat, huge_struct_mat(fields)).unwrap();
+        let err = read_cmp_validation_points(&mat).unwrap_err().to_string();
+        assert!(err.contains("x_vpts.mat") && err.contains(needle), "{err}");
+    }
     let Some(real) = shared_data("cmp_homogr/boat_vpts.mat") else { return };
     let bytes = std::fs::read(real).unwrap();
     for len in 0..bytes.len() {
@@ -291,6 +298,26 @@ fn readers_refuse_bad_files_without_panicking() {
         // Ok or Err, never a panic.
         let _ = read_cmp_validation_points(&mat);
     }
+}
+
+/// A little-endian MAT-file holding one struct `v` of 2^30 x 2^30 elements whose field names are `fields`
+/// (one name of one character, or none), and nothing else: MathWorks' "MAT-File Format", chapter 1.
+fn huge_struct_mat(fields: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:<116}", "MATLAB 5.0 MAT-file, hand-made").into_bytes();
+    out.extend([0u8; 8]);
+    out.extend([0x00, 0x01, b'I', b'M']);
+    let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut body = u32s(&[6, 8, 2, 0]); // array flags: class 2 = struct
+    body.extend(u32s(&[5, 8, 1 << 30, 1 << 30])); // dimensions
+    body.extend(u32s(&[1 | (1 << 16)])); // name: small element, 1 byte
+    body.extend(b"v\0\0\0");
+    body.extend(u32s(&[5 | (4 << 16), 1])); // field-name length 1: small element
+    body.extend(u32s(&[1, fields.len() as u32])); // field names
+    body.extend(fields);
+    body.resize(body.len().div_ceil(8) * 8, 0);
+    out.extend(u32s(&[14, body.len() as u32]));
+    out.extend(body);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ use crate::{Error, Result};
 /// The `op` named in this module's errors.
 const OP: &str = "correspondence";
 
-/// Largest `width * height` of a generated pair (as [`crate::data::synthetic::MAX_PIXELS`]).
+/// Largest source image of a homography pair, pixels (as [`crate::data::synthetic::MAX_PIXELS`]); the pair
+/// itself is smaller by its margin ([`WarpConfig`]).
 pub const MAX_PIXELS: usize = super::synthetic::MAX_PIXELS;
 
 /// A point of image A and the same scene point in image B, 0-based pixels.
@@ -255,7 +256,7 @@ impl PhotometricConfig {
 /// B is drawn from the whole source, so its pixels outside A show real texture (not marked valid).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WarpConfig {
-    /// Size of both images, at least 1 x 1.
+    /// Size of both images, at least 1 x 1 (up to about 5400 x 5400: see [`MAX_PIXELS`]).
     pub width: usize,
     pub height: usize,
     /// Largest rotation magnitude, degrees, in [0, 180].
@@ -302,12 +303,17 @@ impl WarpConfig {
                 message: format!("warp size {}x{}: width and height must be at least 1", self.width, self.height),
             });
         }
-        let source =
-            (self.width + 2 * margin(self.width, self.height)) * (self.height + 2 * margin(self.width, self.height));
-        if self.width.checked_mul(self.height).is_none_or(|n| n > MAX_PIXELS) || source > 4 * MAX_PIXELS {
+        // The source image (A plus its margin on every side) must fit one synthetic sample.
+        let m = 2 * margin(self.width, self.height);
+        let source = self.width.checked_add(m).zip(self.height.checked_add(m));
+        if source.and_then(|(w, h)| w.checked_mul(h)).is_none_or(|n| n > MAX_PIXELS) {
             return Err(Error::InvalidParam {
                 op: OP,
-                message: format!("warp size {}x{} exceeds the {MAX_PIXELS}-pixel limit", self.width, self.height),
+                message: format!(
+                    "warp size {}x{} needs a source of {m} more pixels each way, more than the {MAX_PIXELS}-pixel \
+                     limit: use a smaller size",
+                    self.width, self.height
+                ),
             });
         }
         check_value("max_rotation_deg", self.max_rotation_deg, 0.0, 180.0)?;

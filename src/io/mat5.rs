@@ -202,7 +202,11 @@ impl Reader<'_> {
                     .chunks_exact(len)
                     .map(|n| String::from_utf8_lossy(n).trim_end_matches('\0').to_string())
                     .collect();
-                // Each element needs at least one 8-byte tag per field: bounds the allocation below.
+                // Each element needs at least one 8-byte tag per field: bounds the allocation below. A struct
+                // without fields keeps no elements (their number alone could be anything).
+                if fields.is_empty() {
+                    return Ok(MatArray { name, dims, value: MatValue::Struct { fields, elements: Vec::new() } });
+                }
                 if count.saturating_mul(fields.len()).saturating_mul(8) > data.len() {
                     return Err(self.err(format!("struct `{name}` claims more elements than the file holds")));
                 }

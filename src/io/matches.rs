@@ -12,8 +12,8 @@ use crate::{Error, Result};
 /// The header line.
 pub const MATCHES_CSV_HEADER: &str = "x_a,y_a,x_b,y_b,score";
 
-/// Largest match file read, in bytes (about 10 million matches).
-pub const MAX_MATCHES_FILE_BYTES: u64 = 1 << 30;
+/// Largest match file read, in bytes (about 5 million matches of 50 bytes a line).
+pub const MAX_MATCHES_FILE_BYTES: u64 = 256 << 20;
 
 /// The CSV text of `matches`. Fails ([`Error::InvalidParam`]) on a non-finite value, which no reader could
 /// use.
