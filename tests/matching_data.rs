@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use corrflow::data::correspondence::{
-    sample_correspondences, scene_pair, warp_pair, CorrespondencePair, GroundTruth, PhotometricConfig, PointSampling,
-    SourceImages, WarpConfig,
+    sample_correspondences, scene_pair, warp_pair, warp_source, CorrespondencePair, GroundTruth, PhotometricConfig,
+    PointSampling, SourceImages, WarpConfig,
 };
 use corrflow::data::homography::Homography;
 use corrflow::data::synthetic::{generate, SyntheticConfig};
@@ -413,6 +413,17 @@ fn warp_pairs_are_deterministic_and_photometry_leaves_geometry() {
     assert_eq!(p1.valid_b, plain.valid_b);
     assert_ne!(p1.b, plain.b, "the photometric change changed nothing");
     assert_ne!(p1, warp_pair(&procedural(), &cfg, 8).unwrap());
+
+    // One rendered source, several homographies: A is the same crop, the ground truths differ.
+    let plain_cfg = WarpConfig { photometric: PhotometricConfig::none(), ..cfg.clone() };
+    let (sw, sh) = plain_cfg.source_size();
+    assert_eq!((sw, sh), (64 + 32, 48 + 32), "a margin of a quarter of the larger side");
+    let source = procedural().render(sw, sh, 7).unwrap();
+    let (q1, q2) = (warp_source(&source, &plain_cfg, 1).unwrap(), warp_source(&source, &plain_cfg, 2).unwrap());
+    assert_eq!(q1.a, q2.a);
+    assert_ne!(q1.truth, q2.truth);
+    assert_eq!(warp_source(&source, &plain_cfg, 7).unwrap(), plain);
+    assert!(warp_source(&RgbImage::new(63, 48), &plain_cfg, 1).is_err());
 
     // Photos as the source: a folder image through load_texture_folder's type.
     let photo = generate(&SyntheticConfig { width: 120, height: 90, ..SyntheticConfig::small() }, 3).unwrap().frame_a;

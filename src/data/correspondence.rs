@@ -295,6 +295,12 @@ impl Default for WarpConfig {
 }
 
 impl WarpConfig {
+    /// Size of the source image [`warp_pair`] renders: the pair's size plus [`margin`] on every side.
+    pub fn source_size(&self) -> (usize, usize) {
+        let m = 2 * margin(self.width, self.height);
+        (self.width.saturating_add(m), self.height.saturating_add(m))
+    }
+
     /// Checks every field; the error names the offending one and the accepted range.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 {
@@ -327,7 +333,7 @@ impl WarpConfig {
 }
 
 /// Margin of the source around A, pixels: a quarter of the larger side (capped so huge sizes stay bounded).
-fn margin(width: usize, height: usize) -> usize {
+pub fn margin(width: usize, height: usize) -> usize {
     (width.max(height) / 4).min(4096)
 }
 
@@ -372,7 +378,18 @@ impl RgbF {
 }
 
 impl SourceImages {
-    /// A `w x h` source image for `seed`.
+    /// A `w x h` source image for `seed` (e.g. of [`WarpConfig::source_size`], for [`warp_source`]). Fails
+    /// on a zero or oversized size, an invalid procedural configuration, or no usable photo.
+    pub fn render(&self, w: usize, h: usize, seed: u64) -> Result<RgbImage> {
+        if w == 0 || h == 0 || w.checked_mul(h).is_none_or(|n| n > MAX_PIXELS) {
+            return Err(Error::InvalidParam {
+                op: OP,
+                message: format!("a {w}x{h} source image: sizes from 1x1 to {MAX_PIXELS} pixels are accepted"),
+            });
+        }
+        Ok(self.image(w, h, seed)?.to_rgb8())
+    }
+
     fn image(&self, w: usize, h: usize, seed: u64) -> Result<RgbF> {
         match self {
             SourceImages::Procedural(cfg) => {
@@ -472,29 +489,46 @@ fn draw_homography(cfg: &WarpConfig, s: &mut Sampler) -> Homography {
 
 /// A homography pair for `seed` (see the module documentation and [`WarpConfig`]): A is a crop of a source
 /// image, B the source seen through a random homography; [`CorrespondencePair::valid_b`] marks B's pixels
-/// that show A. Fails only on an invalid configuration or an unusable source.
+/// that show A. Rendering the source dominates the cost (a procedural source of a 256 x 256 pair is a
+/// 384 x 384 scene): to draw several homographies per source, render it once with [`SourceImages::render`]
+/// and call [`warp_source`]. Fails only on an invalid configuration or an unusable source.
 pub fn warp_pair(source: &SourceImages, cfg: &WarpConfig, seed: u64) -> Result<CorrespondencePair> {
     cfg.validate()?;
+    let (sw, sh) = cfg.source_size();
+    warp_source(&source.render(sw, sh, seed)?, cfg, seed)
+}
+
+/// A homography pair from a given source image (of at least `cfg.width x cfg.height` pixels, ideally
+/// [`WarpConfig::source_size`]): A is its centred `cfg.width x cfg.height` crop, B the source seen through the
+/// homography drawn from `seed` (black, and not valid, where B looks past the source), then each image's
+/// photometric change. [`warp_pair`] is `warp_source(render(source_size), cfg, seed)`.
+pub fn warp_source(source: &RgbImage, cfg: &WarpConfig, seed: u64) -> Result<CorrespondencePair> {
+    cfg.validate()?;
     let (w, h) = (cfg.width, cfg.height);
-    let m = margin(w, h);
-    let (sw, sh) = (w + 2 * m, h + 2 * m);
-    let src = source.image(sw, sh, seed)?;
+    let (sw, sh) = (source.width() as usize, source.height() as usize);
+    if sw < w || sh < h {
+        return Err(Error::Mismatch {
+            message: format!("a {sw}x{sh} source image cannot hold the {w}x{h} image A of a warp pair"),
+        });
+    }
+    let src = RgbF { w: sw, h: sh, rgb: source.as_raw().iter().map(|&v| v as f32 / 255.0).collect() };
+    let (ox, oy) = ((sw - w) / 2, (sh - h) / 2);
     let mut s = Sampler::new(seed ^ 0x5741_5250_2048_2121);
     let a_to_b = draw_homography(cfg, &mut s);
     let b_to_a = a_to_b.inverse();
 
     let mut a = RgbF { w, h, rgb: Vec::with_capacity(3 * w * h) };
     for y in 0..h {
-        let row = 3 * ((y + m) * sw + m);
+        let row = 3 * ((y + oy) * sw + ox);
         a.rgb.extend_from_slice(&src.rgb[row..row + 3 * w]);
     }
     let mut b = RgbF { w, h, rgb: Vec::with_capacity(3 * w * h) };
     for y in 0..h {
         for x in 0..w {
-            // B's pixel q shows A's point H^-1(q), i.e. the source point H^-1(q) + (m, m).
+            // B's pixel q shows A's point H^-1(q), i.e. the source point H^-1(q) + (ox, oy).
             let colour = b_to_a
                 .apply(x as f64, y as f64)
-                .map(|p| (p.0 + m as f64, p.1 + m as f64))
+                .map(|p| (p.0 + ox as f64, p.1 + oy as f64))
                 .filter(|&p| inside(p, sw as u32, sh as u32))
                 .map_or([0.0; 3], |p| src.sample(p.0, p.1));
             b.rgb.extend(colour);
