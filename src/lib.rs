@@ -7,6 +7,7 @@ pub mod error;
 pub mod eval;
 pub mod flow;
 pub mod io;
+pub mod matching;
 pub mod metrics;
 pub mod models;
 pub mod ops;

@@ -2,7 +2,9 @@
 //! generator for initialisation and tests.
 
 pub mod augment;
+pub mod correspondence;
 pub mod demo;
+pub mod homography;
 mod rng;
 pub mod synthetic;
 pub mod texture;

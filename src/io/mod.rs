@@ -5,7 +5,10 @@
 pub mod flo;
 pub mod frame;
 pub mod half;
+pub mod homography;
 pub mod kitti;
+pub mod mat5;
+pub mod matches;
 pub mod output;
 
 pub use flo::{decode_flo, encode_flo, read_flo, write_flo};

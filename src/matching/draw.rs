@@ -1,0 +1,114 @@
+//! A picture of matches a person can check: image A on the left, image B on the right (top-aligned, black
+//! where the shorter one ends), one straight line per match from its point in A to its point in B. With a
+//! ground truth, correct matches (reprojection error within the threshold) are green, drawn over the red
+//! incorrect ones; without, lines cycle through a few distinct colours so neighbouring matches can be told
+//! apart.
+
+use std::path::Path;
+
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, ImageEncoder, Rgb, RgbImage};
+
+use super::metrics::reprojection_errors;
+use super::Match;
+use crate::data::homography::Homography;
+use crate::io::write_atomic;
+use crate::{Error, Result};
+
+/// Largest picture drawn, pixels (as [`crate::data::synthetic::MAX_PIXELS`]): downscale larger inputs.
+pub const MAX_PICTURE_PIXELS: u64 = 1 << 26;
+
+/// Colour of a match within the ground-truth threshold.
+pub const CORRECT: [u8; 3] = [40, 220, 40];
+/// Colour of a match outside it.
+pub const INCORRECT: [u8; 3] = [235, 40, 40];
+/// Colours cycled through without a ground truth.
+const PALETTE: [[u8; 3]; 6] =
+    [[255, 200, 0], [0, 200, 255], [255, 80, 200], [120, 255, 80], [255, 130, 40], [170, 120, 255]];
+
+fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
+    if x >= 0 && y >= 0 && (x as u64) < img.width() as u64 && (y as u64) < img.height() as u64 {
+        img.put_pixel(x as u32, y as u32, Rgb(c));
+    }
+}
+
+/// Bresenham's line from `p0` to `p1` (both ends drawn), clipped to the image.
+fn line(img: &mut RgbImage, p0: (i64, i64), p1: (i64, i64), c: [u8; 3]) {
+    let (dx, dy) = ((p1.0 - p0.0).abs(), -(p1.1 - p0.1).abs());
+    let (sx, sy) = (if p0.0 < p1.0 { 1 } else { -1 }, if p0.1 < p1.1 { 1 } else { -1 });
+    let (mut x, mut y, mut err) = (p0.0, p0.1, dx + dy);
+    loop {
+        put(img, x, y, c);
+        if (x, y) == p1 {
+            break;
+        }
+        let e2 = 2 * err;
+        if e2 >= dy {
+            err += dy;
+            x += sx;
+        }
+        if e2 <= dx {
+            err += dx;
+            y += sy;
+        }
+    }
+}
+
+/// A side-by-side picture of `a` and `b` with a line per match; `truth = Some((a_to_b, threshold_px))`
+/// colours each line by correctness. Matches with a non-finite coordinate, or more than the picture's size
+/// away from it, are not drawn. Fails when the picture would exceed [`MAX_PICTURE_PIXELS`].
+pub fn draw_matches(
+    a: &RgbImage,
+    b: &RgbImage,
+    matches: &[Match],
+    truth: Option<(&Homography, f64)>,
+) -> Result<RgbImage> {
+    let width = a.width() as u64 + b.width() as u64;
+    let height = a.height().max(b.height()) as u64;
+    if width * height > MAX_PICTURE_PIXELS || width > u32::MAX as u64 {
+        return Err(Error::InvalidParam {
+            op: "draw_matches",
+            message: format!(
+                "a {width}x{height} picture exceeds the {MAX_PICTURE_PIXELS}-pixel limit: downscale the images \
+                 (and the matches with them)"
+            ),
+        });
+    }
+    let mut canvas = RgbImage::new(width as u32, height as u32);
+    image::imageops::replace(&mut canvas, a, 0, 0);
+    image::imageops::replace(&mut canvas, b, a.width() as i64, 0);
+    let errors = truth.map(|(h, _)| reprojection_errors(matches, h));
+    let limit = (width + height) as f64;
+    let offset = a.width() as f64;
+    let correct = |i: usize| matches!((&errors, truth), (Some(e), Some((_, t))) if e[i] <= t);
+    // With a ground truth the incorrect lines go first, so the correct ones stay visible on top.
+    let mut order: Vec<usize> = (0..matches.len()).collect();
+    if truth.is_some() {
+        order.sort_by_key(|&i| correct(i));
+    }
+    for i in order {
+        let m = &matches[i];
+        let coords = [m.xa, m.ya, m.xb + offset, m.yb];
+        if coords.iter().any(|v| !(v.is_finite() && v.abs() <= limit)) {
+            continue;
+        }
+        let colour = match truth {
+            Some(_) if correct(i) => CORRECT,
+            Some(_) => INCORRECT,
+            None => PALETTE[i % PALETTE.len()],
+        };
+        let round = |v: f64| v.round() as i64;
+        line(&mut canvas, (round(coords[0]), round(coords[1])), (round(coords[2]), round(coords[3])), colour);
+    }
+    Ok(canvas)
+}
+
+/// Writes a picture as PNG, atomically ([`write_atomic`]).
+pub fn write_matches_png(path: impl AsRef<Path>, picture: &RgbImage) -> Result<()> {
+    let path = path.as_ref();
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(picture.as_raw(), picture.width(), picture.height(), ExtendedColorType::Rgb8)
+        .map_err(|e| Error::Image { path: path.to_path_buf(), message: format!("cannot encode PNG: {e}") })?;
+    write_atomic(path, &png)
+}
