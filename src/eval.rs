@@ -9,7 +9,7 @@
 //! | `generated` | `NNNNN_img1.png, _img2.png, _flow.flo` (as `corrflow gen` writes) |
 //!
 //! Each pair is scored by the average endpoint error over the pixels with known ground truth (Middlebury's
-//! > 1e9 entries and KITTI's invalid pixels excluded), beside the zero-flow baseline on the same pixels, and
+//! entries above 1e9 and KITTI's invalid pixels excluded), beside the zero-flow baseline on the same pixels, and
 //! for KITTI Fl-all. A pair that cannot be read is reported and skipped.
 
 use std::collections::BTreeMap;

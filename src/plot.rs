@@ -161,7 +161,7 @@ fn tick_label(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
-    } else if a >= 1e5 || a < 1e-3 {
+    } else if !(1e-3..1e5).contains(&a) {
         format!("{v:.0e}")
     } else if a >= 1000.0 {
         format!("{:.0}K", v / 1000.0).replace(".0K", "K")

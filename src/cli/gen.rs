@@ -116,9 +116,10 @@ pub fn run(args: GenArgs) -> Result<()> {
 
 fn write_pair(dir: &std::path::Path, i: u64, pair: &FramePair) -> Result<()> {
     let png = |img: &image::RgbImage, path: PathBuf| -> Result<()> {
+        use image::ImageEncoder;
         let mut bytes = Vec::new();
         image::codecs::png::PngEncoder::new(&mut bytes)
-            .write_image_rgb8(img)
+            .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
             .map_err(|e| Error::Image { path: path.clone(), message: format!("cannot encode PNG: {e}") })?;
         corrflow::io::write_atomic(&path, &bytes)
     };
@@ -126,17 +127,6 @@ fn write_pair(dir: &std::path::Path, i: u64, pair: &FramePair) -> Result<()> {
     png(&pair.to_rgb8(&pair.frame_b), dir.join(format!("{i:05}_img2.png")))?;
     corrflow::io::write_flo(dir.join(format!("{i:05}_flow.flo")), &pair.flow)?;
     corrflow::viz::write_flow_png(dir.join(format!("{i:05}_flow.png")), &pair.flow, None)
-}
-
-trait WriteRgb8 {
-    fn write_image_rgb8(self, img: &image::RgbImage) -> image::ImageResult<()>;
-}
-
-impl<W: std::io::Write> WriteRgb8 for image::codecs::png::PngEncoder<W> {
-    fn write_image_rgb8(self, img: &image::RgbImage) -> image::ImageResult<()> {
-        use image::ImageEncoder;
-        self.write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-    }
 }
 
 fn print_stats(m: &mut [f32], count: u64, w: usize, h: usize, augmented: bool) {
@@ -156,8 +146,7 @@ fn print_stats(m: &mut [f32], count: u64, w: usize, h: usize, augmented: bool) {
         q(0.99),
         q(1.0)
     );
-    for k in 0..EDGES.len() {
-        let lo = EDGES[k];
+    for (k, &lo) in EDGES.iter().enumerate() {
         let hi = EDGES.get(k + 1).copied().unwrap_or(f64::INFINITY);
         let n = m.iter().filter(|&&v| (v as f64) >= lo && (v as f64) < hi).count();
         let frac = n as f64 / m.len() as f64;

@@ -118,7 +118,7 @@ pub(crate) fn open_context() -> Result<(corrflow::Context, FirstRun)> {
     let a = ctx.adapter();
     let key = format!("{}|{}|{}|{}", a.name, a.driver, a.backend, env!("CARGO_PKG_VERSION"));
     // FNV-1a: a stable file name per adapter, driver and corrflow version.
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x1_0000_0001_b3));
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")));

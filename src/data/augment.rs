@@ -201,7 +201,7 @@ impl View {
     fn identity(centre: [f64; 2]) -> View {
         View::new(centre, 1.0, 0.0, [0.0, 0.0])
     }
-    fn to_source(&self, x: f64, y: f64) -> (f64, f64) {
+    fn to_source(self, x: f64, y: f64) -> (f64, f64) {
         let (dx, dy) = (x - self.centre[0], y - self.centre[1]);
         let k = 1.0 / self.zoom;
         (
@@ -209,7 +209,7 @@ impl View {
             self.centre[1] + k * (self.sin * dx + self.cos * dy) + self.t[1],
         )
     }
-    fn to_output(&self, sx: f64, sy: f64) -> (f64, f64) {
+    fn to_output(self, sx: f64, sy: f64) -> (f64, f64) {
         let (dx, dy) = (sx - self.centre[0] - self.t[0], sy - self.centre[1] - self.t[1]);
         (
             self.centre[0] + self.zoom * (self.cos * dx + self.sin * dy),

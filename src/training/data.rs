@@ -121,13 +121,12 @@ pub fn to_batch(samples: &[FramePair]) -> Result<TrainBatch> {
                 message: format!("sample {i} is {}x{}, not {w}x{h}", s.width, s.height),
             });
         }
-        for c in 0..3 {
+        for (c, mean) in RGB_MEAN.iter().enumerate() {
             let dst = (i * 3 + c) * plane;
-            for (k, (&a, &b)) in
-                s.frame_a[c * plane..(c + 1) * plane].iter().zip(&s.frame_b[c * plane..(c + 1) * plane]).enumerate()
-            {
-                batch.frame_a.data[dst + k] = a - RGB_MEAN[c];
-                batch.frame_b.data[dst + k] = b - RGB_MEAN[c];
+            let channel = c * plane..(c + 1) * plane;
+            for (k, (&a, &b)) in s.frame_a[channel.clone()].iter().zip(&s.frame_b[channel]).enumerate() {
+                batch.frame_a.data[dst + k] = a - mean;
+                batch.frame_b.data[dst + k] = b - mean;
             }
         }
         for (k, p) in s.flow.data.chunks_exact(2).enumerate() {

@@ -49,7 +49,7 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel:
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let err = (a - e).abs();
         let tol = abs + rel * e.abs();
-        if !(err <= tol) {
+        if err.is_nan() || err > tol {
             bad.push((i, e, a));
         }
         if err.is_finite() {
