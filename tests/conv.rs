@@ -16,12 +16,11 @@ mod common;
 
 use common::{assert_close, gpu, Rng};
 use corrflow::ops::conv::{conv_forward, ConvAlgo, ConvSpec, ConvWeights};
-use corrflow::ops::conv_backward::{
-    conv2d_backward_f64, conv2d_f64, conv_backward, conv_backward_data, conv_backward_weight,
-    conv_transpose2d_backward_f64, conv_transpose2d_f64, leaky_relu_backward_f64, Tensor64,
-};
+use corrflow::ops::conv_backward::{conv_backward, conv_backward_data, conv_backward_weight};
 use corrflow::ops::conv_tiled::ConvTile;
-use corrflow::{Context, HostTensor, Tensor};
+use corrflow::reference::conv::{conv2d_backward_f64, conv2d_f64, conv_transpose2d_backward_f64, conv_transpose2d_f64};
+use corrflow::reference::elementwise::leaky_relu_backward_f64;
+use corrflow::{Context, HostTensor, Tensor, Tensor64};
 
 const FWD_ABS: f32 = 1e-4;
 const FWD_REL: f32 = 1e-4;

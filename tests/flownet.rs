@@ -25,7 +25,7 @@ fn frame(io: &Weights, name: &str) -> HostTensor {
 }
 
 fn stack(a: &HostTensor, b: &HostTensor) -> HostTensor {
-    corrflow::ops::elementwise::concat_cpu(&[a, b])
+    corrflow::reference::elementwise::concat_cpu(&[a, b])
 }
 
 fn max_abs(v: &[f32]) -> f32 {

@@ -1,4 +1,4 @@
-//! conv2d and conv_transpose2d forward with their CPU references. PyTorch semantics throughout:
+//! conv2d and conv_transpose2d forward (CPU references: `crate::reference::conv`). PyTorch semantics throughout:
 //! cross-correlation, zero padding, weights [cout, cin, kh, kw] for conv2d and [cin, cout, kh, kw] for
 //! conv_transpose2d.
 //!
@@ -8,11 +8,11 @@
 //! stride phases without wasted taps. Both fuse bias and LeakyReLU and read/write channel slices. The
 //! backward passes are in [`super::conv_backward`].
 
-use super::conv_backward::{conv2d_f64, conv_transpose2d_f64, Tensor64};
 use super::conv_tiled::{tiled_conv, tiled_supported, ConvTile, Geometry, TiledConv};
 use super::conv_winograd::WinogradUse;
 use super::{u32_of, Slice};
 use crate::error::{Error, Result};
+pub use crate::reference::conv::ConvSpec;
 use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
 
 /// Which kernel runs a convolution.
@@ -82,26 +82,6 @@ pub struct ConvParams {
     pub leaky: u32,
     pub slope: f32,
     pub _pad0: u32,
-}
-
-/// Geometry and epilogue of one convolution.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ConvSpec {
-    pub stride: usize,
-    pub pad: usize,
-    /// Fused LeakyReLU with this negative slope.
-    pub leaky: Option<f32>,
-}
-
-impl ConvSpec {
-    /// Output size of a conv2d along one axis: (n + 2 pad - k) / stride + 1.
-    pub fn conv_out(&self, n: usize, k: usize) -> Option<usize> {
-        (n + 2 * self.pad).checked_sub(k).map(|v| v / self.stride + 1)
-    }
-    /// Full output size of a conv_transpose2d along one axis: (n - 1) stride - 2 pad + k.
-    pub fn transposed_out(&self, n: usize, k: usize) -> Option<usize> {
-        ((n.max(1) - 1) * self.stride + k).checked_sub(2 * self.pad)
-    }
 }
 
 /// Convolution weights on the GPU, packed once for the kernels: [(ci * kh + ky) * kw + kx][cout4] vec4.
@@ -426,49 +406,4 @@ fn conv_forward_direct(
         &[x.tensor.buffer(), w.packed.buffer(), bias.buffer(), out.tensor.buffer()],
         groups,
     )
-}
-
-/// CPU reference conv2d on f32 tensors: x [N, cin, H, W], w [cout, cin, kh, kw]; computed in f64 by
-/// [`conv2d_f64`], then rounded, with the fused LeakyReLU applied as the kernels do.
-pub fn conv2d_cpu(x: &HostTensor, w: &HostTensor, bias: Option<&[f32]>, spec: ConvSpec) -> HostTensor {
-    let bias64: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
-    let y = conv2d_f64(&Tensor64::from_f32(x), &Tensor64::from_f32(w), bias64.as_deref(), spec.stride, spec.pad);
-    apply_leaky(y.to_f32(), spec.leaky)
-}
-
-/// CPU reference conv_transpose2d on f32 tensors: x [N, cin, H, W], w [cin, cout, kh, kw]; output cropped
-/// to `out_hw` (top-left) when given, else the full (H - 1) stride - 2 pad + k size. Computed in f64 by
-/// [`conv_transpose2d_f64`].
-pub fn conv_transpose2d_cpu(
-    x: &HostTensor,
-    w: &HostTensor,
-    bias: Option<&[f32]>,
-    spec: ConvSpec,
-    out_hw: Option<(usize, usize)>,
-) -> HostTensor {
-    let [_, _, h, wd] = x.shape;
-    let [_, _, kh, kw] = w.shape;
-    let full = (spec.transposed_out(h, kh).unwrap_or(0), spec.transposed_out(wd, kw).unwrap_or(0));
-    let bias64: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
-    let y = conv_transpose2d_f64(
-        &Tensor64::from_f32(x),
-        &Tensor64::from_f32(w),
-        bias64.as_deref(),
-        spec.stride,
-        spec.pad,
-        out_hw.unwrap_or(full),
-    );
-    apply_leaky(y.to_f32(), spec.leaky)
-}
-
-fn apply_leaky(mut t: HostTensor, slope: Option<f32>) -> HostTensor {
-    t.data.iter_mut().for_each(|v| *v = leaky(*v, slope));
-    t
-}
-
-fn leaky(v: f32, slope: Option<f32>) -> f32 {
-    match slope {
-        Some(s) if v < 0.0 => v * s,
-        _ => v,
-    }
 }

@@ -1,5 +1,6 @@
-//! Kernels: one module per WGSL kernel, each with its parameter struct (the WGSL `Params` twin), the host
-//! function that records a dispatch, and a plain CPU reference beside it.
+//! Kernels: one module per WGSL kernel (or kernel family), each with its parameter struct (the WGSL `Params`
+//! twin) and the host function that records a dispatch. Each has a plain f64 CPU twin in the module of the
+//! same name under [`crate::reference`], which imports nothing of the GPU side.
 
 pub mod conv;
 pub mod conv_backward;

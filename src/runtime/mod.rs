@@ -5,6 +5,7 @@ mod context;
 mod kernels;
 mod tensor;
 
+pub use crate::host::HostTensor;
 pub use context::{adapter_summaries, AdapterSummary, Context, Program, Recorder};
 pub use kernels::Kernel;
-pub use tensor::{HostTensor, Tensor};
+pub use tensor::Tensor;
