@@ -3,9 +3,6 @@
 //! same name under [`crate::reference`], which imports nothing of the GPU side.
 
 pub mod conv;
-pub mod conv_backward;
-pub mod conv_tiled;
-pub mod conv_winograd;
 pub mod correlation;
 pub mod elementwise;
 pub mod loss;
@@ -83,4 +80,9 @@ pub(crate) fn split_groups(groups: usize, max: usize) -> (usize, usize) {
 /// Checks that a dimension fits the u32 arithmetic of the kernels.
 pub(crate) fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the u32 range") })
+}
+
+/// Checks that a signed offset fits the i32 arithmetic of the kernels.
+pub(crate) fn i32_of(op: &'static str, what: &str, v: i64) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
 }

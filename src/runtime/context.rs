@@ -184,7 +184,7 @@ impl Context {
         &self.limits
     }
 
-    /// A choice measured earlier on this adapter under `key` (see `ops::conv_tiled` for the conv tiles).
+    /// A choice measured earlier on this adapter under `key` (see `ops::conv` for the conv tiles).
     pub fn tuned(&self, key: &str) -> Option<Vec<u32>> {
         self.tuned.lock().ok().and_then(|m| m.get(key).cloned())
     }

@@ -1,6 +1,6 @@
 //! Backward passes of conv2d and conv_transpose2d (f64 CPU references: `crate::reference::conv`).
 //!
-//! For y = conv(x, w) + b (either kind; PyTorch layouts and semantics, see [`super::conv`]):
+//! For y = conv(x, w) + b (either kind; PyTorch layouts and semantics, see [`super::conv_forward`]):
 //! * input gradient dx: a conv2d's is a transposed conv of dy with the same weights, a transposed conv's is
 //!   a conv2d of dy. Both run on the tiled kernel (`conv2d_forward_tiled`, stride phases for the
 //!   transposed case, so no scatter and no atomics) with the packed weights' channel roles swapped by
@@ -13,57 +13,17 @@
 //!
 //! `dy` is the gradient of the convolution's own output. When the forward pass fused a LeakyReLU
 //! (`ConvSpec::leaky`), first turn the gradient of the activation into that of the pre-activation with
-//! [`super::elementwise::leaky_relu_backward`] on the layer's forward output (for a slope > 0 the output is
+//! [`crate::ops::elementwise::leaky_relu_backward`] on the layer's forward output (for a slope > 0 the output is
 //! positive exactly where the pre-activation is), or call [`conv_backward`], which does it.
 
-use std::sync::Mutex;
-
-use super::conv::{ConvSpec, ConvWeights};
-use super::conv_tiled::{tiled_conv, tiled_supported, Geometry, TiledConv};
-use super::{grid_1d, u32_of, Slice};
+use super::desc::{Geometry, TiledConv};
+use super::tiled::tiled_supported;
+use super::weights::{ConvGrads, ConvWeights};
+use super::{select, winograd};
 use crate::error::{Error, Result};
-use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
-
-/// Gradients of one conv layer's parameters: `weight` in the packed layout of [`ConvWeights::packed`],
-/// `bias` [cout]. Kernels add into them (`+=`); zero them with [`ConvGrads::zero`] before a step.
-pub struct ConvGrads {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
-}
-
-impl ConvGrads {
-    /// Zeroes both gradients (queued on the device queue, ahead of the next submit).
-    pub fn zero(&self, ctx: &Context) -> Result<()> {
-        ctx.fill(&self.weight, 0.0)?;
-        if let Some(b) = &self.bias {
-            ctx.fill(b, 0.0)?;
-        }
-        Ok(())
-    }
-
-    /// Downloads the weight gradient in PyTorch's layout of `w` and the bias gradient.
-    pub fn download(&self, ctx: &Context, w: &ConvWeights) -> Result<(HostTensor, Option<Vec<f32>>)> {
-        let packed = ctx.download(&self.weight)?;
-        let weight = w.unpack(&packed.data);
-        let bias = match &self.bias {
-            Some(b) => Some(ctx.download(b)?.data),
-            None => None,
-        };
-        Ok((weight, bias))
-    }
-}
-
-impl ConvWeights {
-    /// Zero-filled gradients shaped like these parameters.
-    pub fn new_grads(&self, ctx: &Context, name: &str) -> Result<ConvGrads> {
-        let weight = ctx.tensor(&format!("{name}.grad"), self.packed().shape())?;
-        let bias = match self.bias() {
-            Some(_) => Some(ctx.tensor(&format!("{name}.bias.grad"), [1, 1, 1, self.cout])?),
-            None => None,
-        };
-        Ok(ConvGrads { weight, bias })
-    }
-}
+use crate::ops::{grid_1d, u32_of, Slice};
+use crate::reference::conv::ConvSpec;
+use crate::runtime::{Kernel, Recorder, Tensor};
 
 /// The WGSL `Params` twin of `conv_weights_swap`.
 #[repr(C)]
@@ -132,17 +92,6 @@ pub struct WeightReduceParams {
     pub _pad0: u32,
     pub _pad1: u32,
 }
-
-/// Scratch buffers a layer's backward pass reuses from call to call.
-#[derive(Default)]
-pub(crate) struct BackwardScratch {
-    /// The packed weights with the channel roles swapped (rebuilt at every call: the optimizer moves them).
-    swapped: Option<Tensor>,
-    /// Per-split partial weight gradients.
-    partial: Option<Tensor>,
-}
-
-pub(crate) type ScratchCell = Mutex<BackwardScratch>;
 
 fn op_name(w: &ConvWeights) -> &'static str {
     if w.transposed {
@@ -251,25 +200,24 @@ pub fn conv_backward_data(
     let groups = grid_1d(rec, swapped_len, 256);
     rec.dispatch(Kernel::ConvWeightsSwap, &[], &params, &[w.packed().buffer(), swapped.buffer()], groups)?;
     let (tile, winograd) = w.algo().tiled_policy();
+    // The input gradient is the opposite kind of convolution of dy, with the channel roles swapped.
+    let geometry = if w.transposed { Geometry::Conv } else { Geometry::Transposed };
     let conv = TiledConv {
-        op,
-        geometry: if w.transposed { Geometry::Conv } else { Geometry::Transposed },
-        x: dy,
-        w: swapped.buffer(),
-        w_cout4: cin4,
-        kh: w.kh,
-        kw: w.kw,
-        stride: spec.stride,
-        pad: spec.pad,
-        out: dx,
-        bias: None,
-        dummy: w.dummy().buffer(),
-        leaky: None,
         accumulate,
         winograd,
-        batched: None,
+        ..TiledConv::new(
+            op,
+            geometry,
+            dy,
+            swapped.buffer(),
+            cin4,
+            (w.kh, w.kw),
+            (spec.stride, spec.pad),
+            dx,
+            w.dummy().buffer(),
+        )
     };
-    tiled_conv(rec, &conv, tile)
+    select::record(rec, &conv, tile)
 }
 
 /// Records the parameter gradients: `grads.weight += d(loss)/dw` (packed layout) and, when the layer has
@@ -298,25 +246,8 @@ pub fn conv_backward_weight(
     }
     // The forward convolution, described for the Winograd weight gradient (which reads x and dy by it;
     // `w` is not read).
-    let forward = TiledConv {
-        op,
-        geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },
-        x,
-        w: grads.weight.buffer(),
-        w_cout4: w.cout4(),
-        kh: w.kh,
-        kw: w.kw,
-        stride: spec.stride,
-        pad: spec.pad,
-        out: dy,
-        bias: None,
-        dummy: w.dummy().buffer(),
-        leaky: None,
-        accumulate: false,
-        winograd: w.algo().tiled_policy().1,
-        batched: None,
-    };
-    if super::conv_winograd::record_weight_grad(rec, &forward, grads.weight.buffer())? {
+    let forward = TiledConv { winograd: w.algo().tiled_policy().1, ..w.tiled(op, w.geometry(), x, spec, dy) };
+    if winograd::record_weight_grad(rec, &forward, grads.weight.buffer())? {
         return Ok(());
     }
     // conv2d: the tapped tensor is x, the plain one dy (its pixels are the reduction); transposed: the reverse.
@@ -446,7 +377,7 @@ pub fn conv_backward(
                 ),
             });
         }
-        super::elementwise::leaky_relu_backward(rec, y, dy, slope)?;
+        crate::ops::elementwise::leaky_relu_backward(rec, y, dy, slope)?;
     }
     conv_backward_weight(rec, x, dy, w, spec, grads)?;
     if let Some(dx) = dx {
