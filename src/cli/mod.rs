@@ -227,7 +227,7 @@ fn train(args: TrainArgs) -> Result<()> {
         warmup_steps: args.warmup,
         ..Default::default()
     };
-    let ctx = Context::new_blocking()?;
+    let ctx = Context::new_blocking()?.with_policy(corrflow::runtime::Policy::from_env());
     println!("adapter: {}", ctx.adapter());
     let mut trainer = if args.resume {
         let (t, optimizer) = Trainer::resume(&ctx, &args.out, config)?;
@@ -295,7 +295,7 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn bench(what: BenchCommand) -> Result<()> {
-    let ctx = Context::new_blocking()?;
+    let ctx = Context::new_blocking()?.with_policy(corrflow::runtime::Policy::from_env());
     eprintln!("adapter: {}", ctx.adapter());
     match what {
         BenchCommand::Correlation { json, quick, only } => {
@@ -363,7 +363,7 @@ fn flow(
         message: "no trained weights are embedded in corrflow yet: pass --weights FILE.safetensors (a FlowNetS/FlowNetC checkpoint with FlowNetPytorch tensor names, e.g. ../shared/fixtures/flownetc_w0.25/weights.safetensors)".into(),
     })?;
     let weights = Weights::load(&weights_path)?;
-    let ctx = Context::new_blocking()?;
+    let ctx = Context::new_blocking()?.with_policy(corrflow::runtime::Policy::from_env());
     println!("adapter: {}", ctx.adapter());
     let net = FlowNet::new(&ctx, &weights)?;
     let arch = net.arch();

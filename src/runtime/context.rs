@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::kernels::Kernel;
+use super::policy::Policy;
 use super::tensor::Tensor;
 use crate::error::{Error, Result};
 
@@ -104,6 +105,8 @@ pub struct Context {
     tuned: Mutex<HashMap<String, Vec<u32>>>,
     /// Scratch buffers shared by every op that records into this context (see [`Context::scratch`]).
     scratch: Mutex<HashMap<&'static str, Tensor>>,
+    /// Which kernels the ops choose where they have a choice.
+    policy: Policy,
 }
 
 impl Context {
@@ -168,7 +171,22 @@ impl Context {
             pipelines: Mutex::new(HashMap::new()),
             tuned: Mutex::new(HashMap::new()),
             scratch: Mutex::new(HashMap::new()),
+            policy: Policy::default(),
         }
+    }
+
+    /// The algorithm policy the ops follow (the default unless set with [`Context::set_policy`]).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// Sets the algorithm policy for all work recorded afterwards (recorded programs keep their kernels).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+    /// [`Context::set_policy`], by value.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn device(&self) -> &wgpu::Device {

@@ -34,17 +34,6 @@ impl ConvAlgo {
     }
 }
 
-impl ConvAlgo {
-    /// `CORRFLOW_CONV_ALGO=direct` selects [`ConvAlgo::Direct`] for every layer built afterwards (to measure
-    /// the speed-up of a whole network); anything else, or unset, selects [`ConvAlgo::Tiled`].
-    pub fn from_env() -> Self {
-        match std::env::var("CORRFLOW_CONV_ALGO").map(|v| v.to_ascii_lowercase()).as_deref() {
-            Ok("direct") => ConvAlgo::Direct,
-            _ => ConvAlgo::Tiled,
-        }
-    }
-}
-
 /// Register block of the tiled kernel: `tm` output channels x `tn` output columns per invocation (both
 /// multiples of 4; `tm` at most 32, `tn` at most 16), `wg` invocations per workgroup (all along the pixels;
 /// the workgroup shares one block of channels).

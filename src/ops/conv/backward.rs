@@ -199,7 +199,7 @@ pub fn conv_backward_data(
     };
     let groups = grid_1d(rec, swapped_len, 256);
     rec.dispatch(Kernel::ConvWeightsSwap, &[], &params, &[w.packed().buffer(), swapped.buffer()], groups)?;
-    let (tile, winograd) = w.algo().tiled_policy();
+    let (tile, winograd) = select::tiled_choice(rec.context(), w.chosen_algo(rec.context()));
     // The input gradient is the opposite kind of convolution of dy, with the channel roles swapped.
     let geometry = if w.transposed { Geometry::Conv } else { Geometry::Transposed };
     let conv = TiledConv {
@@ -246,7 +246,8 @@ pub fn conv_backward_weight(
     }
     // The forward convolution, described for the Winograd weight gradient (which reads x and dy by it;
     // `w` is not read).
-    let forward = TiledConv { winograd: w.algo().tiled_policy().1, ..w.tiled(op, w.geometry(), x, spec, dy) };
+    let winograd = select::tiled_choice(rec.context(), w.chosen_algo(rec.context())).1;
+    let forward = TiledConv { winograd, ..w.tiled(op, w.geometry(), x, spec, dy) };
     if winograd::record_weight_grad(rec, &forward, grads.weight.buffer())? {
         return Ok(());
     }

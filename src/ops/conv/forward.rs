@@ -80,7 +80,7 @@ pub fn conv_forward(
     if algo == ConvAlgo::Direct {
         return direct::record(rec, x, w, spec, out);
     }
-    let (tile, winograd) = algo.tiled_policy();
+    let (tile, winograd) = select::tiled_choice(rec.context(), algo);
     let conv = TiledConv {
         bias: w.bias().map(|b| b.buffer()),
         leaky: spec.leaky,

@@ -1,9 +1,9 @@
-//! Which kernels run a convolution, decided in one place: the algorithm a layer asks for ([`ConvAlgo`]),
-//! what the adapter allows (the tiled and Winograd paths need subgroups), and per stride phase whether the
+//! Which kernels run a convolution, decided in one place: the algorithm a layer asks for ([`ConvAlgo`], or
+//! the context's [`Policy`](crate::runtime::Policy)), the policy's Winograd switch, what the adapter allows (the tiled and Winograd paths need subgroups), and per stride phase whether the
 //! Winograd form applies ([`super::winograd::record_phase`]) or the tiled kernel runs it with a fixed or
 //! tuned register block ([`super::tiled::record`]).
 
-use super::algo::{ConvAlgo, ConvTile};
+use super::algo::{ConvAlgo, ConvTile, WinogradUse};
 use super::desc::TiledConv;
 use super::{tiled, winograd};
 use crate::error::Result;
@@ -16,6 +16,17 @@ pub(crate) fn effective(ctx: &Context, algo: ConvAlgo) -> ConvAlgo {
     match algo {
         ConvAlgo::Tiled | ConvAlgo::Winograd if !tiled::tiled_supported(ctx) => ConvAlgo::Direct,
         a => a,
+    }
+}
+
+/// The register block (None: tuned) and Winograd use of the tiled kernels for a layer asking for `algo`
+/// (not [`ConvAlgo::Direct`]), under the context's policy: [`WinogradUse::Auto`] becomes
+/// [`WinogradUse::Never`] when the policy turns the automatic Winograd form off.
+pub(crate) fn tiled_choice(ctx: &Context, algo: ConvAlgo) -> (Option<ConvTile>, WinogradUse) {
+    let (tile, winograd) = algo.tiled_policy();
+    match winograd {
+        WinogradUse::Auto if !ctx.policy().winograd => (tile, WinogradUse::Never),
+        w => (tile, w),
     }
 }
 

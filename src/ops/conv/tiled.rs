@@ -7,7 +7,8 @@
 //! convolution of each layer-shape class (kind, kernel, stride, and channel counts and width rounded up to
 //! powers of two) times the 2-3 [`ConvTile::candidates`] on a reduced copy of the problem and caches the
 //! winner in the [`Context`] ([`Context::tuned_all`] lists them). Tuning costs a few pipeline compilations
-//! per class at first use; `CORRFLOW_CONV_TUNE=0` skips it and takes the first candidate. Convolutions of
+//! per class at first use; a [`Policy`](crate::runtime::Policy) with `tune: false` skips it and takes the
+//! first candidate. Convolutions of
 //! under 1e8 FLOPs are not tuned (they take a 16 x 8 block, or the first candidate for fewer channels).
 //!
 //! The kernels share weight loads between lanes with subgroup shuffles, so they need
@@ -217,15 +218,10 @@ pub(crate) fn record(
     conv.record_phases(rec, tile, phases)
 }
 
-/// Whether first-use tuning is on (`CORRFLOW_CONV_TUNE=0` switches it off: the first candidate is used).
-fn tuning_enabled() -> bool {
-    !matches!(std::env::var("CORRFLOW_CONV_TUNE").as_deref(), Ok("0") | Ok("off") | Ok("false"))
-}
-
 /// The tuned tile of this layer's class, measuring the candidates if no choice is cached yet.
 fn choose_tile(ctx: &Context, conv: &TiledConv<'_>) -> Result<ConvTile> {
     let candidates = ConvTile::candidates(conv.out.channels, ctx.adapter().subgroup_min_size);
-    if !tuning_enabled() || candidates.len() < 2 {
+    if !ctx.policy().tune || candidates.len() < 2 {
         return Ok(candidates[0]);
     }
     if conv.flops() < UNTUNED_FLOPS {

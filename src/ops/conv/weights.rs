@@ -21,7 +21,8 @@ pub struct ConvWeights {
     packed: Tensor,
     bias: Option<Tensor>,
     no_bias: Tensor,
-    algo: ConvAlgo,
+    /// The kernel these weights ask for (`None`: the context policy's).
+    algo: Option<ConvAlgo>,
     /// Buffers the backward passes reuse (swapped weights, partial weight gradients).
     pub(crate) scratch: ScratchCell,
 }
@@ -81,7 +82,7 @@ impl ConvWeights {
             packed,
             bias,
             no_bias,
-            algo: ConvAlgo::from_env(),
+            algo: None,
             scratch: Default::default(),
         })
     }
@@ -90,20 +91,26 @@ impl ConvWeights {
         self.bias.is_some()
     }
 
-    /// The kernel [`conv_forward`] (and the backward passes) use for these weights.
-    pub fn algo(&self) -> ConvAlgo {
+    /// The kernel [`conv_forward`](super::conv_forward) (and the backward passes) use for these weights;
+    /// `None` (the default): whatever the context's [`Policy`](crate::runtime::Policy) says.
+    pub fn algo(&self) -> Option<ConvAlgo> {
         self.algo
+    }
+    /// The kernel asked for on `ctx`: these weights' own choice, else the context's policy.
+    pub fn chosen_algo(&self, ctx: &Context) -> ConvAlgo {
+        self.algo.unwrap_or(ctx.policy().conv)
     }
     /// The kernel that actually runs on `ctx`: [`ConvAlgo::Tiled`] becomes [`ConvAlgo::Direct`] on
     /// adapters without subgroup operations (GL), where the tiled kernels cannot be built.
     pub fn effective_algo(&self, ctx: &Context) -> ConvAlgo {
-        select::effective(ctx, self.algo)
+        select::effective(ctx, self.chosen_algo(ctx))
     }
-    pub fn set_algo(&mut self, algo: ConvAlgo) {
-        self.algo = algo;
+    /// Chooses the kernel of these weights (`None`: follow the context's policy).
+    pub fn set_algo(&mut self, algo: impl Into<Option<ConvAlgo>>) {
+        self.algo = algo.into();
     }
-    pub fn with_algo(mut self, algo: ConvAlgo) -> Self {
-        self.algo = algo;
+    pub fn with_algo(mut self, algo: impl Into<Option<ConvAlgo>>) -> Self {
+        self.algo = algo.into();
         self
     }
 

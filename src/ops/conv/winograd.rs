@@ -176,14 +176,9 @@ pub(crate) fn applies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
         WinogradUse::Always => true,
         WinogradUse::Auto => {
             let tiles = ph.grid_h.div_ceil(TILE) * ph.grid_w.div_ceil(TILE) * conv.x.batch();
-            enabled_by_env() && conv.flops() >= AUTO_MIN_FLOPS && tiles >= AUTO_MIN_TILES
+            conv.flops() >= AUTO_MIN_FLOPS && tiles >= AUTO_MIN_TILES
         }
     }
-}
-
-/// `CORRFLOW_WINOGRAD=0` (or off / false) keeps every layer on the tiled kernel under `Auto`.
-fn enabled_by_env() -> bool {
-    !matches!(std::env::var("CORRFLOW_WINOGRAD").as_deref(), Ok("0") | Ok("off") | Ok("false"))
 }
 
 /// Records phase `ph` of `conv` in the Winograd form when it applies ([`applies`]) and its transformed
