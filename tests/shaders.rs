@@ -5,9 +5,11 @@ use corrflow::ops::{
     conv::ConvParams,
     correlation::CorrelationParams,
     elementwise::{CropParams, LeakyReluParams},
+    metric,
     resize::ResizeParams,
 };
 use corrflow::runtime::Kernel;
+use std::mem::size_of;
 
 fn params_size(k: Kernel) -> usize {
     match k {
@@ -42,6 +44,24 @@ fn params_size(k: Kernel) -> usize {
         }
         Kernel::SubgroupProbe => std::mem::size_of::<corrflow::ops::correlation::SubgroupProbeParams>(),
         Kernel::FmaPeak => std::mem::size_of::<corrflow::bench::peak::FmaPeakParams>(),
+        Kernel::L2Normalize | Kernel::L2NormalizeBackward => size_of::<metric::L2NormalizeParams>(),
+        Kernel::SampleDescriptors | Kernel::SampleDescriptorsBackward | Kernel::SampleDescriptorsBackwardPoints => {
+            size_of::<metric::SampleParams>()
+        }
+        Kernel::PairwiseDistance => size_of::<metric::DistanceParams>(),
+        Kernel::PairwiseDistanceBackward => size_of::<metric::DistanceBackwardParams>(),
+        Kernel::ContrastiveLoss => size_of::<metric::ContrastiveParams>(),
+        Kernel::TripletLoss | Kernel::TripletLossBackward => size_of::<metric::TripletParams>(),
+        Kernel::ProxyNcaLoss => size_of::<metric::ProxyNcaParams>(),
+        Kernel::MinePositives => size_of::<metric::PositivesParams>(),
+        Kernel::MineRandomNegatives => size_of::<metric::RandomNegativesParams>(),
+        Kernel::MineHardestNegatives => size_of::<metric::HardestNegativesParams>(),
+        Kernel::MineSemihardNegatives => size_of::<metric::SemihardNegativesParams>(),
+        Kernel::MineDistanceWeighted => size_of::<metric::DistanceWeightedParams>(),
+        Kernel::ClassMeans => size_of::<metric::ClassMeansParams>(),
+        Kernel::MineClassNegatives => size_of::<metric::ClassNegativesParams>(),
+        Kernel::NnTop2 => size_of::<metric::NearestTwoParams>(),
+        Kernel::MutualMatches => size_of::<metric::MutualParams>(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod conv;
 pub mod correlation;
 pub mod elementwise;
 pub mod loss;
+pub mod metric;
 pub mod optim;
 pub mod resize;
 

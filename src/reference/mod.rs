@@ -11,5 +11,6 @@ pub mod conv;
 pub mod correlation;
 pub mod elementwise;
 pub mod loss;
+pub mod metric;
 pub mod optim;
 pub mod resize;
