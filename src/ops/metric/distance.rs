@@ -122,7 +122,7 @@ pub fn pairwise_distance_backward(
             accumulate: write.flag(),
             _pad0: 0,
         };
-        let groups = grid_1d(rec, rows * d.div_ceil(4), 256);
+        let groups = grid_1d(rec, rows.div_ceil(4) * d.div_ceil(4), 64);
         rec.dispatch(
             Kernel::PairwiseDistanceBackward,
             &[],
