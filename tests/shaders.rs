@@ -60,7 +60,7 @@ fn params_size(k: Kernel) -> usize {
         Kernel::MineDistanceWeighted => size_of::<metric::DistanceWeightedParams>(),
         Kernel::ClassMeans => size_of::<metric::ClassMeansParams>(),
         Kernel::MineClassNegatives => size_of::<metric::ClassNegativesParams>(),
-        Kernel::NnTop2 => size_of::<metric::NearestTwoParams>(),
+        Kernel::NnTop2 | Kernel::NnTop2Subgroup => size_of::<metric::NearestTwoParams>(),
         Kernel::MutualMatches => size_of::<metric::MutualParams>(),
     }
 }

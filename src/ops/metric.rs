@@ -38,7 +38,8 @@ pub use loss::{
     ProxyNcaParams, ProxyNcaSpec, TripletParams, TripletSpec,
 };
 pub use matcher::{
-    mutual_matches, nearest_two, MatchOptions, Matches, MutualParams, NearestTwo, NearestTwoParams, MATCH_TILE_ROWS,
+    mutual_matches, nearest_two, subgroup_matcher_supported, MatchOptions, Matches, MutualParams, NearestTwo,
+    NearestTwoParams, TileOptions, MATCH_TILE_ROWS,
 };
 pub use mining::{
     mine_distance_weighted, mine_hardest_negatives, mine_positives, mine_random_negatives, mine_semihard_negatives,

@@ -54,6 +54,7 @@ pub enum Kernel {
     ClassMeans,
     MineClassNegatives,
     NnTop2,
+    NnTop2Subgroup,
     MutualMatches,
 }
 
@@ -109,6 +110,7 @@ impl Kernel {
         Kernel::ClassMeans,
         Kernel::MineClassNegatives,
         Kernel::NnTop2,
+        Kernel::NnTop2Subgroup,
         Kernel::MutualMatches,
     ];
 
@@ -164,6 +166,7 @@ impl Kernel {
             Kernel::ClassMeans => "class_means",
             Kernel::MineClassNegatives => "mine_class_negatives",
             Kernel::NnTop2 => "nn_top2",
+            Kernel::NnTop2Subgroup => "nn_top2_subgroup",
             Kernel::MutualMatches => "mutual_matches",
         }
     }
@@ -222,6 +225,7 @@ impl Kernel {
             Kernel::ClassMeans => include_str!("../../shaders/class_means.wgsl"),
             Kernel::MineClassNegatives => include_str!("../../shaders/mine_class_negatives.wgsl"),
             Kernel::NnTop2 => include_str!("../../shaders/nn_top2.wgsl"),
+            Kernel::NnTop2Subgroup => include_str!("../../shaders/nn_top2_subgroup.wgsl"),
             Kernel::MutualMatches => include_str!("../../shaders/mutual_matches.wgsl"),
         }
     }
@@ -234,6 +238,7 @@ impl Kernel {
             | Kernel::CorrelationBackwardB
             | Kernel::SubgroupProbe => wgpu::Features::SUBGROUP,
             Kernel::Conv2dForwardTiled | Kernel::ConvBackwardWeight => wgpu::Features::SUBGROUP,
+            Kernel::NnTop2Subgroup => wgpu::Features::SUBGROUP,
             _ => wgpu::Features::empty(),
         }
     }

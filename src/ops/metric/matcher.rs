@@ -71,19 +71,39 @@ impl NearestTwo {
     }
 }
 
+/// How [`nearest_two`] walks the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileOptions {
+    /// Database rows per dispatch.
+    pub tile_rows: usize,
+    /// Use `nn_top2_subgroup` where [`subgroup_matcher_supported`] (default); `false` forces the portable
+    /// `nn_top2` (for tests and comparisons).
+    pub subgroups: bool,
+}
+
+impl Default for TileOptions {
+    fn default() -> Self {
+        TileOptions { tile_rows: MATCH_TILE_ROWS, subgroups: true }
+    }
+}
+
 /// Matcher options.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MatchOptions {
     /// Lowe's ratio: a match needs `d1 < ratio * d2` (1.0 keeps every mutual match).
     pub ratio: f32,
-    /// Database rows per dispatch.
-    pub tile_rows: usize,
+    pub tiles: TileOptions,
 }
 
 impl Default for MatchOptions {
     fn default() -> Self {
-        MatchOptions { ratio: 0.8, tile_rows: MATCH_TILE_ROWS }
+        MatchOptions { ratio: 0.8, tiles: TileOptions::default() }
     }
+}
+
+/// Whether [`nearest_two`] runs `nn_top2_subgroup` (subgroups of at least 8 lanes) rather than `nn_top2`.
+pub fn subgroup_matcher_supported(ctx: &Context) -> bool {
+    ctx.device().features().contains(wgpu::Features::SUBGROUP) && ctx.adapter().subgroup_min_size >= 8
 }
 
 /// Checks a set of rows `[N, D, 1, 1]` with D a multiple of 4; returns (N, D).
@@ -103,12 +123,12 @@ fn rows_of(op: &'static str, what: &str, t: &Tensor) -> Result<(usize, usize)> {
 }
 
 /// For every row of `queries [N, D]`, its nearest and second-nearest rows of the database, given as one or
-/// more parts `[K_p, D]` (numbered consecutively), in dispatches of at most `tile_rows` database rows.
+/// more parts `[K_p, D]` (numbered consecutively), in dispatches of at most `tiles.tile_rows` database rows.
 pub fn nearest_two(
     rec: &mut Recorder<'_>,
     queries: &Tensor,
     database: &[&Tensor],
-    tile_rows: usize,
+    tiles: TileOptions,
     out: &NearestTwo,
 ) -> Result<()> {
     let op = "nearest_two";
@@ -116,10 +136,11 @@ pub fn nearest_two(
     if out.rows() != nq || out.best_dist.shape() != [nq, 1, 1, 1] || out.second_dist.shape() != [nq, 1, 1, 1] {
         return Err(Error::Shape { op, message: format!("the output holds {} rows, the queries {nq}", out.rows()) });
     }
+    let tile_rows = tiles.tile_rows;
     if tile_rows == 0 {
         return Err(Error::InvalidParam { op, message: "tile_rows must be at least 1".into() });
     }
-    let mut tiles = Vec::new();
+    let mut steps = Vec::new();
     let mut offset = 0usize;
     for (i, part) in database.iter().enumerate() {
         let (k, dk) = rows_of(op, "database part", part)?;
@@ -127,17 +148,22 @@ pub fn nearest_two(
             return Err(Error::Shape { op, message: format!("database part {i} has D = {dk}, the queries {d}") });
         }
         for begin in (0..k).step_by(tile_rows) {
-            tiles.push((*part, k, begin, (begin + tile_rows).min(k), offset));
+            steps.push((*part, k, begin, (begin + tile_rows).min(k), offset));
         }
         offset += k;
     }
     u32_of(op, "database rows", offset)?;
-    if tiles.is_empty() {
+    if steps.is_empty() {
         return Err(Error::Shape { op, message: "the database has no rows".into() });
     }
     let groups = grid_1d(rec, nq.div_ceil(4), 64);
-    let last = tiles.len() - 1;
-    for (t, (part, k, begin, end, offset)) in tiles.into_iter().enumerate() {
+    let kernel = if tiles.subgroups && subgroup_matcher_supported(rec.context()) {
+        Kernel::NnTop2Subgroup
+    } else {
+        Kernel::NnTop2
+    };
+    let last = steps.len() - 1;
+    for (t, (part, k, begin, end, offset)) in steps.into_iter().enumerate() {
         let p = NearestTwoParams {
             rows_q: nq as u32,
             rows_x: k as u32,
@@ -149,7 +175,7 @@ pub fn nearest_two(
             _pad0: 0,
         };
         rec.dispatch(
-            Kernel::NnTop2,
+            kernel,
             &[],
             &p,
             &[
@@ -213,8 +239,8 @@ pub fn mutual_matches(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, opts: Matc
     if !(opts.ratio.is_finite() && opts.ratio > 0.0) {
         return Err(Error::InvalidParam { op, message: format!("ratio = {}: need a finite value > 0", opts.ratio) });
     }
-    nearest_two(rec, a, &[b], opts.tile_rows, &out.a_to_b)?;
-    nearest_two(rec, b, &[a], opts.tile_rows, &out.b_to_a)?;
+    nearest_two(rec, a, &[b], opts.tiles, &out.a_to_b)?;
+    nearest_two(rec, b, &[a], opts.tiles, &out.b_to_a)?;
     let p = MutualParams { rows_a: m as u32, rows_b: k as u32, ratio: opts.ratio, _pad0: 0 };
     let groups = grid_1d(rec, m, 256);
     rec.dispatch(
