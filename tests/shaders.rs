@@ -49,6 +49,7 @@ fn params_size(k: Kernel) -> usize {
             size_of::<metric::SampleParams>()
         }
         Kernel::PairwiseDistance => size_of::<metric::DistanceParams>(),
+        Kernel::PairwiseDistanceWeights => size_of::<metric::DistanceWeightsParams>(),
         Kernel::PairwiseDistanceBackward => size_of::<metric::DistanceBackwardParams>(),
         Kernel::ContrastiveLoss => size_of::<metric::ContrastiveParams>(),
         Kernel::TripletLoss | Kernel::TripletLossBackward => size_of::<metric::TripletParams>(),

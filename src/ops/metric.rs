@@ -31,7 +31,9 @@ mod sample;
 
 pub use crate::reference::metric::mining::{hash_u32, uniform_from_hash, Stream};
 pub use crate::reference::metric::{DISTANCE_EPS, L2_NORM_EPS, NO_DISTANCE, NO_INDEX};
-pub use distance::{pairwise_distance, pairwise_distance_backward, DistanceBackwardParams, DistanceParams};
+pub use distance::{
+    pairwise_distance, pairwise_distance_backward, DistanceBackwardParams, DistanceParams, DistanceWeightsParams,
+};
 pub use hierarchy::{class_means, mine_class_negatives, ClassMeansParams, ClassNegativesParams, ClassTree, Merge};
 pub use loss::{
     contrastive_loss, proxy_nca_loss, triplet_loss, triplet_loss_backward, ContrastiveParams, ContrastiveSpec,

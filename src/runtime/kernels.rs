@@ -41,6 +41,7 @@ pub enum Kernel {
     SampleDescriptorsBackward,
     SampleDescriptorsBackwardPoints,
     PairwiseDistance,
+    PairwiseDistanceWeights,
     PairwiseDistanceBackward,
     ContrastiveLoss,
     TripletLoss,
@@ -97,6 +98,7 @@ impl Kernel {
         Kernel::SampleDescriptorsBackward,
         Kernel::SampleDescriptorsBackwardPoints,
         Kernel::PairwiseDistance,
+        Kernel::PairwiseDistanceWeights,
         Kernel::PairwiseDistanceBackward,
         Kernel::ContrastiveLoss,
         Kernel::TripletLoss,
@@ -153,6 +155,7 @@ impl Kernel {
             Kernel::SampleDescriptorsBackward => "sample_descriptors_backward",
             Kernel::SampleDescriptorsBackwardPoints => "sample_descriptors_backward_points",
             Kernel::PairwiseDistance => "pairwise_distance",
+            Kernel::PairwiseDistanceWeights => "pairwise_distance_weights",
             Kernel::PairwiseDistanceBackward => "pairwise_distance_backward",
             Kernel::ContrastiveLoss => "contrastive_loss",
             Kernel::TripletLoss => "triplet_loss",
@@ -212,6 +215,7 @@ impl Kernel {
                 include_str!("../../shaders/sample_descriptors_backward_points.wgsl")
             }
             Kernel::PairwiseDistance => include_str!("../../shaders/pairwise_distance.wgsl"),
+            Kernel::PairwiseDistanceWeights => include_str!("../../shaders/pairwise_distance_weights.wgsl"),
             Kernel::PairwiseDistanceBackward => include_str!("../../shaders/pairwise_distance_backward.wgsl"),
             Kernel::ContrastiveLoss => include_str!("../../shaders/contrastive_loss.wgsl"),
             Kernel::TripletLoss => include_str!("../../shaders/triplet_loss.wgsl"),

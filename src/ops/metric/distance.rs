@@ -1,6 +1,7 @@
 //! The pairwise distance matrix between two sets of rows (`shaders/pairwise_distance.wgsl`) and its
-//! gradient w.r.t. either set (`shaders/pairwise_distance_backward.wgsl`, a gather); CPU reference and
-//! the epsilon convention in `crate::reference::metric::distance`.
+//! gradient w.r.t. either set: the per-pair weights once (`shaders/pairwise_distance_weights.wgsl`, into
+//! the context's scratch), then a gather per side (`shaders/pairwise_distance_backward.wgsl`); CPU
+//! reference and the epsilon convention in `crate::reference::metric::distance`.
 
 use super::super::{grid_1d, u32_of};
 use super::{expect_matrix, matrix_dims, GradWrite};
@@ -22,6 +23,16 @@ pub struct DistanceParams {
     pub _pad2: u32,
 }
 
+/// The WGSL `Params` twin of `pairwise_distance_weights`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DistanceWeightsParams {
+    pub len: u32,
+    pub squared: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
 /// The WGSL `Params` twin of `pairwise_distance_backward`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -31,13 +42,13 @@ pub struct DistanceBackwardParams {
     /// Rows of the other side.
     pub others: u32,
     pub dim: u32,
-    pub squared: u32,
-    /// Matrix-index step per row of this side (K for A, 1 for B).
-    pub g_row_stride: u32,
-    /// Matrix-index step per row of the other side (1 for A, K for B).
-    pub g_other_stride: u32,
+    /// Weight-matrix index step per row of this side (K for A, 1 for B).
+    pub w_row_stride: u32,
+    /// Weight-matrix index step per row of the other side (1 for A, K for B).
+    pub w_other_stride: u32,
     pub accumulate: u32,
     pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// Checks `a [M, D]`, `b [K, D]` and returns (M, K, D).
@@ -109,6 +120,13 @@ pub fn pairwise_distance_backward(
     let (m, k, d) = sides(op, a, b)?;
     expect_matrix(op, "dist", dist, m, k)?;
     expect_matrix(op, "grad", grad, m, k)?;
+    if grad_a.is_none() && grad_b.is_none() {
+        return Ok(());
+    }
+    let weights = rec.context().scratch("pairwise_distance weights", [m, k, 1, 1])?;
+    let wp = DistanceWeightsParams { len: (m * k) as u32, squared: squared as u32, _pad0: 0, _pad1: 0 };
+    let groups = grid_1d(rec, m * k, 256);
+    rec.dispatch(Kernel::PairwiseDistanceWeights, &[], &wp, &[dist.buffer(), grad.buffer(), weights.buffer()], groups)?;
     let mut run = |x: &Tensor, y: &Tensor, dx: &Tensor, write: GradWrite, is_a: bool| -> Result<()> {
         let (rows, others) = if is_a { (m, k) } else { (k, m) };
         expect_matrix(op, if is_a { "grad_a" } else { "grad_b" }, dx, rows, d)?;
@@ -116,18 +134,17 @@ pub fn pairwise_distance_backward(
             rows: rows as u32,
             others: others as u32,
             dim: d as u32,
-            squared: squared as u32,
-            g_row_stride: if is_a { k as u32 } else { 1 },
-            g_other_stride: if is_a { 1 } else { k as u32 },
+            w_row_stride: if is_a { k as u32 } else { 1 },
+            w_other_stride: if is_a { 1 } else { k as u32 },
             accumulate: write.flag(),
-            _pad0: 0,
+            ..Default::default()
         };
         let groups = grid_1d(rec, rows.div_ceil(4) * d.div_ceil(4), 64);
         rec.dispatch(
             Kernel::PairwiseDistanceBackward,
             &[],
             &p,
-            &[x.buffer(), y.buffer(), dist.buffer(), grad.buffer(), dx.buffer()],
+            &[x.buffer(), y.buffer(), weights.buffer(), dx.buffer()],
             groups,
         )
     };
