@@ -994,6 +994,57 @@ fn bad_shapes_and_parameters_are_named_errors() {
     named(metric::nearest_two(&mut rec, &t([10, 8, 1, 1]), &[&t([5, 8, 1, 1])], tiles, &out), "nearest_two");
 }
 
+/// The matcher at the binding limit: A holds 262,144 rows of D = 128 (exactly 128 MiB, one 1024 x 1024 image
+/// at stride 2) against a small B; the outputs are the only other allocations. Checks B -> A on every row
+/// and A -> B on a sample of rows against the reference (`cargo test --release --test metric_ops --
+/// --ignored --nocapture binding_limit`; about 4 GFMA).
+#[test]
+#[ignore]
+fn matcher_at_the_binding_limit() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(405);
+    let (m, k, d) = (262_144, 64, 128);
+    let (b, a_small, _) = matching_case(&mut rng, k, 1, d, 0);
+    drop(a_small);
+    // A: random unit rows, with noisy copies of the B rows planted at rows 1000 j + 7.
+    let mut a = unit_rows(&mut rng, m, d);
+    for j in 0..k {
+        let i = 1000 * j + 7;
+        let row: Vec<f32> = (0..d).map(|e| b.data[j * d + e] + 0.01 * rng.uniform()).collect();
+        let s = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        a.data[i * d..(i + 1) * d].iter_mut().zip(&row).for_each(|(v, r)| *v = r / s);
+    }
+    assert_eq!(a.data.len() * 4, 128 << 20);
+    let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
+    let out = metric::Matches::new(ctx, m, k).unwrap();
+    let start = std::time::Instant::now();
+    let mut rec = ctx.recorder("binding limit");
+    metric::mutual_matches(&mut rec, &ga, &gb, metric::MatchOptions::default(), &out).unwrap();
+    rec.submit().unwrap();
+    eprintln!("M = {m}, K = {k}, D = {d}: {:.2} s", start.elapsed().as_secs_f64());
+    let matches = out.download(ctx).unwrap();
+    assert_eq!(matches.len(), k);
+    for (j, &(i, jj, _, _)) in matches.iter().enumerate() {
+        assert_eq!((i as usize, jj as usize), (1000 * j + 7, j));
+    }
+    // B -> A against the reference on every B row; A -> B on every 997th row.
+    let (a64, b64) = (t64(&a), t64(&b));
+    check_nearest("B -> A at the binding limit", ctx, &out.b_to_a, &rmatch::nearest_two_f64(&b64, &a64));
+    let rows: Vec<usize> = (0..m).step_by(997).collect();
+    let sub = Tensor64::new(
+        [rows.len(), d, 1, 1],
+        rows.iter().flat_map(|&i| a64.data[i * d..(i + 1) * d].to_vec()).collect(),
+    )
+    .unwrap();
+    let expected = rmatch::nearest_two_f64(&sub, &b64);
+    let idx = out.a_to_b.best_index.download(ctx).unwrap();
+    let d1 = ctx.download(&out.a_to_b.best_dist).unwrap().data;
+    for (q, &i) in rows.iter().enumerate() {
+        assert!(idx[i] == expected[q].best || expected[q].gap < 1e-5, "A row {i}");
+        assert!((d1[i] - expected[q].best_dist as f32).abs() < 2e-5, "A row {i}");
+    }
+}
+
 /// Times one training step's metric ops at HardNet-like sizes (`cargo test --release --test metric_ops --
 /// --ignored --nocapture training_timing`): two descriptor maps [2, 128, 64, 64] (256 x 256 images at stride
 /// 4), 1024 points per image, the 2048 x 2048 distance matrix, mining, the losses and every backward.
