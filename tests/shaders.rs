@@ -48,9 +48,11 @@ fn params_size(k: Kernel) -> usize {
         Kernel::SampleDescriptors | Kernel::SampleDescriptorsBackward | Kernel::SampleDescriptorsBackwardPoints => {
             size_of::<metric::SampleParams>()
         }
-        Kernel::PairwiseDistance => size_of::<metric::DistanceParams>(),
+        Kernel::PairwiseDistance | Kernel::PairwiseDistanceVec4 => size_of::<metric::DistanceParams>(),
         Kernel::PairwiseDistanceWeights => size_of::<metric::DistanceWeightsParams>(),
-        Kernel::PairwiseDistanceBackward => size_of::<metric::DistanceBackwardParams>(),
+        Kernel::PairwiseDistanceBackward | Kernel::PairwiseDistanceBackwardVec4 => {
+            size_of::<metric::DistanceBackwardParams>()
+        }
         Kernel::ContrastiveLoss => size_of::<metric::ContrastiveParams>(),
         Kernel::TripletLoss | Kernel::TripletLossBackward => size_of::<metric::TripletParams>(),
         Kernel::ProxyNcaLoss => size_of::<metric::ProxyNcaParams>(),

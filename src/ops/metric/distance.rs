@@ -1,7 +1,8 @@
 //! The pairwise distance matrix between two sets of rows (`shaders/pairwise_distance.wgsl`) and its
 //! gradient w.r.t. either set: the per-pair weights once (`shaders/pairwise_distance_weights.wgsl`, into
-//! the context's scratch), then a gather per side (`shaders/pairwise_distance_backward.wgsl`); CPU
-//! reference and the epsilon convention in `crate::reference::metric::distance`.
+//! the context's scratch), then a gather per side (`shaders/pairwise_distance_backward.wgsl`); where D is a
+//! multiple of 4 the `_vec4` twins of the forward and gather kernels read rows as vec4 (4x fewer loads).
+//! CPU reference and the epsilon convention in `crate::reference::metric::distance`.
 
 use super::super::{grid_1d, u32_of};
 use super::{expect_matrix, matrix_dims, GradWrite};
@@ -97,7 +98,8 @@ pub fn pairwise_distance(
         ..Default::default()
     };
     let groups = [u32_of(op, "column blocks", k.div_ceil(32))?, u32_of(op, "row blocks", m.div_ceil(32))?, 1];
-    rec.dispatch(Kernel::PairwiseDistance, &[], &p, &[a.buffer(), b.buffer(), dist.buffer()], groups)
+    let kernel = if d % 4 == 0 { Kernel::PairwiseDistanceVec4 } else { Kernel::PairwiseDistance };
+    rec.dispatch(kernel, &[], &p, &[a.buffer(), b.buffer(), dist.buffer()], groups)
 }
 
 /// The gradients of [`pairwise_distance`] from `grad = dL/ddist [M, K]` and the forward output `dist`:
@@ -140,13 +142,8 @@ pub fn pairwise_distance_backward(
             ..Default::default()
         };
         let groups = grid_1d(rec, rows.div_ceil(4) * d.div_ceil(4), 64);
-        rec.dispatch(
-            Kernel::PairwiseDistanceBackward,
-            &[],
-            &p,
-            &[x.buffer(), y.buffer(), weights.buffer(), dx.buffer()],
-            groups,
-        )
+        let kernel = if d % 4 == 0 { Kernel::PairwiseDistanceBackwardVec4 } else { Kernel::PairwiseDistanceBackward };
+        rec.dispatch(kernel, &[], &p, &[x.buffer(), y.buffer(), weights.buffer(), dx.buffer()], groups)
     };
     if let Some((ga, write)) = grad_a {
         run(a, b, ga, write, true)?;
