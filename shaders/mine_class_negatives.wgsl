@@ -6,10 +6,12 @@
 // ca >= classes): a uniform negative of any other class, the (hash(seed, t, 2) % N_a)-th. Writes the
 // negative cell (a, j), or (a, NO_INDEX) without any negative. One invocation per slot.
 //   labels_a [rows]; labels_b [cols]; neighbours [classes * per_class]; triplets [triplets].
+// The seed is seed_buf[0], a one-value buffer (ops::metric::SeedBuffer), so that a recorded program
+// replayed every training step draws anew when the caller writes a new seed.
 
 struct Params {
-    rows: u32, cols: u32, triplets: u32, seed: u32,
-    classes: u32, per_class: u32, _pad0: u32, _pad1: u32,
+    rows: u32, cols: u32, triplets: u32, classes: u32,
+    per_class: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 const NO_INDEX: u32 = 0xffffffffu;
@@ -21,6 +23,7 @@ override WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> labels_b: array<u32>;
 @group(0) @binding(3) var<storage, read> neighbours: array<u32>;
 @group(0) @binding(4) var<storage, read_write> triplets: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> seed_buf: array<u32>;
 
 fn pcg(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;
@@ -66,7 +69,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let use_near = eligible > 0u;
         let n = select(negatives, eligible, use_near);
         if (n > 0u) {
-            var r = hash3(p.seed, t, select(2u, 1u, use_near)) % n;
+            var r = hash3(seed_buf[0], t, select(2u, 1u, use_near)) % n;
             for (var j = 0u; j < p.cols; j++) {
                 let cb = labels_b[j];
                 if (select(cb != ca, near(ca, cb), use_near)) {

@@ -9,10 +9,12 @@
 // leaves none). Without eligible rows: a uniform negative, the (hash(seed, t, 2) % N_a)-th. Writes the
 // negative cell (a, j), or (a, NO_INDEX) without any negative. One invocation per slot, three passes.
 //   dist [rows, cols]; labels_a [rows]; labels_b [cols]; triplets [triplets].
+// The seed is seed_buf[0], a one-value buffer (ops::metric::SeedBuffer), so that a recorded program
+// replayed every training step draws anew when the caller writes a new seed.
 
 struct Params {
-    rows: u32, cols: u32, triplets: u32, seed: u32,
-    dim: u32, cutoff: f32, nonzero_loss_cutoff: f32, _pad0: u32,
+    rows: u32, cols: u32, triplets: u32, dim: u32,
+    cutoff: f32, nonzero_loss_cutoff: f32, _pad0: u32, _pad1: u32,
 }
 
 const NO_INDEX: u32 = 0xffffffffu;
@@ -24,6 +26,7 @@ override WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> labels_a: array<u32>;
 @group(0) @binding(3) var<storage, read> labels_b: array<u32>;
 @group(0) @binding(4) var<storage, read_write> triplets: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> seed_buf: array<u32>;
 
 fn pcg(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;
@@ -73,7 +76,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                     total += exp(log_weight(d) - mx);
                 }
             }
-            let goal = f32(hash3(p.seed, t, 1u) >> 8u) * (1.0 / 16777216.0) * total;
+            let goal = f32(hash3(seed_buf[0], t, 1u) >> 8u) * (1.0 / 16777216.0) * total;
             var cum = 0.0;
             for (var j = 0u; j < p.cols; j++) {
                 let d = dist[row + j];
@@ -86,7 +89,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
                 }
             }
         } else if (negatives > 0u) {
-            var r = hash3(p.seed, t, 2u) % negatives;
+            var r = hash3(seed_buf[0], t, 2u) % negatives;
             for (var j = 0u; j < p.cols; j++) {
                 if (labels_b[j] != la) {
                     if (r == 0u) {

@@ -7,10 +7,12 @@
 // negative cell next. hash(seed, t, s) = pcg(pcg(pcg(seed) + t) + s), PCG hash of Jarzynski & Olano 2020
 // (`reference::metric::mining::hash_u32`). One invocation per slot.
 //   dist [rows, cols]; labels_a [rows]; labels_b [cols]; triplets [rows * per_anchor].
+// The seed is seed_buf[0], a one-value buffer (ops::metric::SeedBuffer), so that a recorded program
+// replayed every training step draws anew when the caller writes a new seed.
 
 struct Params {
     rows: u32, cols: u32, per_anchor: u32, choice: u32,
-    exclude_diagonal: u32, seed: u32, _pad0: u32, _pad1: u32,
+    exclude_diagonal: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 const NO_INDEX: u32 = 0xffffffffu;
@@ -22,6 +24,7 @@ override WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read> labels_a: array<u32>;
 @group(0) @binding(3) var<storage, read> labels_b: array<u32>;
 @group(0) @binding(4) var<storage, read_write> triplets: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> seed_buf: array<u32>;
 
 fn pcg(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;
@@ -59,7 +62,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             count += select(0u, 1u, labels_b[j] == la && !(p.exclude_diagonal == 1u && j == i));
         }
         if (count > 0u) {
-            var r = hash3(p.seed, t, 0u) % count;
+            var r = hash3(seed_buf[0], t, 0u) % count;
             for (var j = 0u; j < p.cols; j++) {
                 if (labels_b[j] == la && !(p.exclude_diagonal == 1u && j == i)) {
                     if (r == 0u) {

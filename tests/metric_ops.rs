@@ -549,7 +549,8 @@ fn samplers_match_reference_exactly() {
     {
         let tr = new_triplets(ctx, t);
         let mut rec = ctx.recorder("positives");
-        metric::mine_positives(&mut rec, &view, choice, per_anchor, exclude_diagonal, seed, &tr).unwrap();
+        let gseed = metric::SeedBuffer::new(ctx, seed).unwrap();
+        metric::mine_positives(&mut rec, &view, choice, per_anchor, exclude_diagonal, &gseed, &tr).unwrap();
         rec.submit().unwrap();
         let got = to_triplets(&tr.download(ctx).unwrap());
         let expected = rmine::mine_positives_ref(&c.dist64, &c.la, &c.lb, per_anchor, choice, exclude_diagonal, seed);
@@ -566,7 +567,8 @@ fn samplers_match_reference_exactly() {
             rec.submit().unwrap();
             to_triplets(&tr.download(ctx).unwrap())
         };
-        let got = run("random", &|rec, tr| metric::mine_random_negatives(rec, &view, 1234, tr).unwrap());
+        let seed_1234 = metric::SeedBuffer::new(ctx, 1234).unwrap();
+        let got = run("random", &|rec, tr| metric::mine_random_negatives(rec, &view, &seed_1234, tr).unwrap());
         let mut exp = base.clone();
         rmine::mine_random_negatives_ref(&mut exp, &c.la, &c.lb, 1234);
         assert_eq!(got, exp, "random negatives");
@@ -614,7 +616,7 @@ fn random_choices_are_reproducible_and_uniform() {
     let base: Vec<u32> = (0..t).flat_map(|_| [0, 0, 0, NO_INDEX]).collect();
     let tr = Indices::upload(ctx, "triplets", t, 4, &base).unwrap();
     let mut rec = ctx.recorder("random");
-    metric::mine_random_negatives(&mut rec, &batch.view(), 5, &tr).unwrap();
+    metric::mine_random_negatives(&mut rec, &batch.view(), &metric::SeedBuffer::new(ctx, 5).unwrap(), &tr).unwrap();
     rec.submit().unwrap();
     let got = to_triplets(&tr.download(ctx).unwrap());
     let mut exp = to_triplets(&base);
@@ -624,6 +626,36 @@ fn random_choices_are_reproducible_and_uniform() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen, (1..10).collect::<Vec<u32>>());
+}
+
+/// A recorded program freezes its parameters; the samplers read their seed from a buffer, so a replay draws
+/// anew after `SeedBuffer::set`, each time exactly the reference's choices for that seed.
+#[test]
+fn replayed_samplers_follow_the_seed_buffer() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(304);
+    let (m, k) = (70, 90);
+    let c = mining_case(ctx, &mut rng, m, k, 8, 12);
+    let seed = metric::SeedBuffer::new(ctx, 1).unwrap();
+    let tr = new_triplets(ctx, m);
+    let mut rec = ctx.recorder("record sampling");
+    metric::mine_positives(&mut rec, &c.batch.view(), metric::PositiveChoice::Random, 1, false, &seed, &tr).unwrap();
+    metric::mine_random_negatives(&mut rec, &c.batch.view(), &seed, &tr).unwrap();
+    let program = rec.finish_program().unwrap();
+    let mut draws = Vec::new();
+    for s in [11u32, 12, 11] {
+        seed.set(ctx, s).unwrap();
+        let mut rec = ctx.recorder("replay sampling");
+        rec.replay(&program);
+        rec.submit().unwrap();
+        let got = to_triplets(&tr.download(ctx).unwrap());
+        let mut exp = rmine::mine_positives_ref(&c.dist64, &c.la, &c.lb, 1, metric::PositiveChoice::Random, false, s);
+        rmine::mine_random_negatives_ref(&mut exp, &c.la, &c.lb, s);
+        assert_eq!(got, exp, "seed {s}");
+        draws.push(got);
+    }
+    assert_ne!(draws[0], draws[1], "a new seed, new draws");
+    assert_eq!(draws[0], draws[2], "the same seed, the same draws");
 }
 
 #[test]
@@ -641,7 +673,8 @@ fn distance_weighted_sampling_matches_reference() {
     let cfg = metric::DistanceWeighted { dim: d as u32, cutoff: 0.5, nonzero_loss_cutoff: 1.4 };
     let tr = Indices::upload(ctx, "triplets", t, 4, &base.iter().flatten().copied().collect::<Vec<_>>()).unwrap();
     let mut rec = ctx.recorder("distance weighted");
-    metric::mine_distance_weighted(&mut rec, &c.batch.view(), cfg, 99, &tr).unwrap();
+    metric::mine_distance_weighted(&mut rec, &c.batch.view(), cfg, &metric::SeedBuffer::new(ctx, 99).unwrap(), &tr)
+        .unwrap();
     rec.submit().unwrap();
     let got = to_triplets(&tr.download(ctx).unwrap());
     let mut exp = base.clone();
@@ -744,7 +777,8 @@ fn class_means_tree_and_class_negatives() {
     let base = rmine::mine_positives_ref(&t64(&dist), &la, &lb, 1, metric::PositiveChoice::Hardest, false, 0);
     let tr = Indices::upload(ctx, "triplets", mm, 4, &base.iter().flatten().copied().collect::<Vec<_>>()).unwrap();
     let mut rec = ctx.recorder("class negatives");
-    metric::mine_class_negatives(&mut rec, &batch.view(), &gtable, 8, &tr).unwrap();
+    metric::mine_class_negatives(&mut rec, &batch.view(), &gtable, &metric::SeedBuffer::new(ctx, 8).unwrap(), &tr)
+        .unwrap();
     rec.submit().unwrap();
     let got = to_triplets(&tr.download(ctx).unwrap());
     let mut exp = base.clone();
@@ -971,13 +1005,14 @@ fn bad_shapes_and_parameters_are_named_errors() {
     );
     let (lb5, trip4) = (lab(5), Indices::zeros(ctx, "triplets", 4, 4).unwrap());
     let view = LabelledDistances { dist: &d45, labels_a: &la4, labels_b: &lb5 };
+    let seed = metric::SeedBuffer::new(ctx, 0).unwrap();
     named(
-        metric::mine_positives(&mut rec, &view, metric::PositiveChoice::Hardest, 2, false, 0, &trip4),
+        metric::mine_positives(&mut rec, &view, metric::PositiveChoice::Hardest, 2, false, &seed, &trip4),
         "mine_positives",
     );
     named(metric::mine_semihard_negatives(&mut rec, &view, -1.0, &trip4), "mine_semihard_negatives");
     let cfg = metric::DistanceWeighted { dim: 1, ..Default::default() };
-    named(metric::mine_distance_weighted(&mut rec, &view, cfg, 0, &trip4), "mine_distance_weighted");
+    named(metric::mine_distance_weighted(&mut rec, &view, cfg, &seed, &trip4), "mine_distance_weighted");
     named(
         metric::mutual_matches(
             &mut rec,
@@ -1074,6 +1109,7 @@ fn training_timing() {
     let la = Indices::upload(ctx, "labels", m, 1, &lab).unwrap();
     let tr = Indices::zeros(ctx, "triplets", m, 4).unwrap();
     let view = LabelledDistances { dist: &dist, labels_a: &la, labels_b: &la };
+    let seed = metric::SeedBuffer::new(ctx, 1).unwrap();
     let tspec = metric::TripletSpec { margin: 1.0, scale: 1.0 };
     let cspec = metric::ContrastiveSpec { margin: 1.0, exclude_diagonal: true, scale: 1.0 };
     type Step<'a> = Box<dyn Fn(&mut corrflow::runtime::Recorder<'_>) + 'a>;
@@ -1086,15 +1122,17 @@ fn training_timing() {
         ),
         (
             "positives",
-            Box::new(|r| metric::mine_positives(r, &view, metric::PositiveChoice::Hardest, 1, true, 0, &tr).unwrap()),
+            Box::new(|r| {
+                metric::mine_positives(r, &view, metric::PositiveChoice::Hardest, 1, true, &seed, &tr).unwrap()
+            }),
         ),
         ("hardest (symmetric)", Box::new(|r| metric::mine_hardest_negatives(r, &view, true, &tr).unwrap())),
         ("semi-hard", Box::new(|r| metric::mine_semihard_negatives(r, &view, 0.3, &tr).unwrap())),
         (
             "distance-weighted",
-            Box::new(|r| metric::mine_distance_weighted(r, &view, Default::default(), 1, &tr).unwrap()),
+            Box::new(|r| metric::mine_distance_weighted(r, &view, Default::default(), &seed, &tr).unwrap()),
         ),
-        ("random", Box::new(|r| metric::mine_random_negatives(r, &view, 1, &tr).unwrap())),
+        ("random", Box::new(|r| metric::mine_random_negatives(r, &view, &seed, &tr).unwrap())),
         ("triplet", Box::new(|r| metric::triplet_loss(r, &dist, &tr, tspec, &terms).unwrap())),
         (
             "triplet backward",

@@ -19,7 +19,8 @@
 //!   offers both, and is stated at the top of each backward kernel.
 //! - Random choices come from a counter-based hash ([`crate::reference::metric::mining::hash_u32`]): the
 //!   draw for triplet `t` and stream `s` under seed `seed` is a pure function of `(seed, t, s)`, so the GPU
-//!   and the CPU reference make the same integer choices, and a call is reproducible from its seed.
+//!   and the CPU reference make the same integer choices, and a call is reproducible from its seed. The
+//!   seed is read from a [`SeedBuffer`] so that replayed recordings can change it.
 
 mod distance;
 mod hierarchy;
@@ -176,6 +177,27 @@ impl Indices {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The seed of the random samplers ([`mine_positives`] with [`PositiveChoice::Random`],
+/// [`mine_random_negatives`], [`mine_distance_weighted`], [`mine_class_negatives`]), in a one-value GPU
+/// buffer rather than in the kernels' parameters: a recorded [`crate::runtime::Program`] freezes its
+/// parameters, so a training step replayed from a recording draws new triplets only because the caller
+/// writes a new seed here (`set`, effective at the next submit) before each step, as Adam's step values.
+#[derive(Clone, Debug)]
+pub struct SeedBuffer(Indices);
+
+impl SeedBuffer {
+    pub fn new(ctx: &Context, seed: u32) -> Result<Self> {
+        Ok(SeedBuffer(Indices::upload(ctx, "sampler seed", 1, 1, &[seed])?))
+    }
+    /// Sets the seed of the work submitted next.
+    pub fn set(&self, ctx: &Context, seed: u32) -> Result<()> {
+        self.0.write(ctx, &[seed])
+    }
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.0.buffer()
     }
 }
 

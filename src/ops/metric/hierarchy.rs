@@ -15,7 +15,7 @@
 
 use super::super::{grid_1d, u32_of};
 use super::mining::triplet_count;
-use super::{expect_indices, matrix_dims, Indices, LabelledDistances, NO_INDEX};
+use super::{expect_indices, matrix_dims, Indices, LabelledDistances, SeedBuffer, NO_INDEX};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::reference::metric::mining::hash_u32;
@@ -38,11 +38,11 @@ pub struct ClassNegativesParams {
     pub rows: u32,
     pub cols: u32,
     pub triplets: u32,
-    pub seed: u32,
     pub classes: u32,
     pub per_class: u32,
     pub _pad0: u32,
     pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// `means [C, D, 1, 1]` (the mean of the rows of `x [M, D, 1, 1]` labelled c; 0 for an empty class) and
@@ -79,7 +79,7 @@ pub fn mine_class_negatives(
     rec: &mut Recorder<'_>,
     batch: &LabelledDistances<'_>,
     neighbours: &Indices,
-    seed: u32,
+    seed: &SeedBuffer,
     triplets: &Indices,
 ) -> Result<()> {
     let op = "mine_class_negatives";
@@ -92,7 +92,6 @@ pub fn mine_class_negatives(
         rows: m as u32,
         cols: k as u32,
         triplets: t as u32,
-        seed,
         classes: u32_of(op, "classes", neighbours.rows())?,
         per_class: u32_of(op, "neighbours per class", neighbours.cols())?,
         ..Default::default()
@@ -102,7 +101,7 @@ pub fn mine_class_negatives(
         Kernel::MineClassNegatives,
         &[],
         &p,
-        &[batch.labels_a.buffer(), batch.labels_b.buffer(), neighbours.buffer(), triplets.buffer()],
+        &[batch.labels_a.buffer(), batch.labels_b.buffer(), neighbours.buffer(), triplets.buffer(), seed.buffer()],
         groups,
     )
 }

@@ -7,7 +7,7 @@
 //! `crate::reference::metric::mining` (whose references make the same choices).
 
 use super::super::{grid_1d, u32_of};
-use super::{expect_finite, Indices, LabelledDistances};
+use super::{expect_finite, Indices, LabelledDistances, SeedBuffer};
 use crate::error::{Error, Result};
 pub use crate::reference::metric::mining::{DistanceWeighted, PositiveChoice};
 use crate::runtime::{Kernel, Recorder};
@@ -22,9 +22,9 @@ pub struct PositivesParams {
     /// 0: hardest (farthest); 1: uniformly random.
     pub choice: u32,
     pub exclude_diagonal: u32,
-    pub seed: u32,
     pub _pad0: u32,
     pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// The WGSL `Params` twin of `mine_random_negatives`.
@@ -34,7 +34,7 @@ pub struct RandomNegativesParams {
     pub rows: u32,
     pub cols: u32,
     pub triplets: u32,
-    pub seed: u32,
+    pub _pad0: u32,
 }
 
 /// The WGSL `Params` twin of `mine_hardest_negatives`.
@@ -64,11 +64,11 @@ pub struct DistanceWeightedParams {
     pub rows: u32,
     pub cols: u32,
     pub triplets: u32,
-    pub seed: u32,
     pub dim: u32,
     pub cutoff: f32,
     pub nonzero_loss_cutoff: f32,
     pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// Checks the triplet buffer `[T, 4]` and returns T.
@@ -95,7 +95,7 @@ pub fn mine_positives(
     choice: PositiveChoice,
     per_anchor: usize,
     exclude_diagonal: bool,
-    seed: u32,
+    seed: &SeedBuffer,
     triplets: &Indices,
 ) -> Result<()> {
     let op = "mine_positives";
@@ -119,7 +119,6 @@ pub fn mine_positives(
             PositiveChoice::Random => 1,
         },
         exclude_diagonal: exclude_diagonal as u32,
-        seed,
         ..Default::default()
     };
     u32_of(op, "triplets", m * per_anchor)?;
@@ -128,7 +127,7 @@ pub fn mine_positives(
         Kernel::MinePositives,
         &[],
         &p,
-        &[batch.dist.buffer(), batch.labels_a.buffer(), batch.labels_b.buffer(), triplets.buffer()],
+        &[batch.dist.buffer(), batch.labels_a.buffer(), batch.labels_b.buffer(), triplets.buffer(), seed.buffer()],
         groups,
     )
 }
@@ -138,19 +137,19 @@ pub fn mine_positives(
 pub fn mine_random_negatives(
     rec: &mut Recorder<'_>,
     batch: &LabelledDistances<'_>,
-    seed: u32,
+    seed: &SeedBuffer,
     triplets: &Indices,
 ) -> Result<()> {
     let op = "mine_random_negatives";
     let (m, k) = batch.check(op)?;
     let t = triplet_count(op, triplets)?;
-    let p = RandomNegativesParams { rows: m as u32, cols: k as u32, triplets: t as u32, seed };
+    let p = RandomNegativesParams { rows: m as u32, cols: k as u32, triplets: t as u32, _pad0: 0 };
     let groups = grid_1d(rec, t, 256);
     rec.dispatch(
         Kernel::MineRandomNegatives,
         &[],
         &p,
-        &[batch.labels_a.buffer(), batch.labels_b.buffer(), triplets.buffer()],
+        &[batch.labels_a.buffer(), batch.labels_b.buffer(), triplets.buffer(), seed.buffer()],
         groups,
     )
 }
@@ -207,7 +206,7 @@ pub fn mine_distance_weighted(
     rec: &mut Recorder<'_>,
     batch: &LabelledDistances<'_>,
     cfg: DistanceWeighted,
-    seed: u32,
+    seed: &SeedBuffer,
     triplets: &Indices,
 ) -> Result<()> {
     let op = "mine_distance_weighted";
@@ -222,18 +221,17 @@ pub fn mine_distance_weighted(
         rows: m as u32,
         cols: k as u32,
         triplets: t as u32,
-        seed,
         dim: cfg.dim,
         cutoff: cfg.cutoff,
         nonzero_loss_cutoff: cfg.nonzero_loss_cutoff,
-        _pad0: 0,
+        ..Default::default()
     };
     let groups = grid_1d(rec, t, 256);
     rec.dispatch(
         Kernel::MineDistanceWeighted,
         &[],
         &p,
-        &[batch.dist.buffer(), batch.labels_a.buffer(), batch.labels_b.buffer(), triplets.buffer()],
+        &[batch.dist.buffer(), batch.labels_a.buffer(), batch.labels_b.buffer(), triplets.buffer(), seed.buffer()],
         groups,
     )
 }
