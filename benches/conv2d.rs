@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 
 use corrflow::data::Rng;
+use corrflow::ops::conv::ConvTile;
+use corrflow::ops::conv::{conv_backward_data, conv_backward_weight, ConvGrads};
 use corrflow::ops::conv::{conv_flops, conv_forward, ConvAlgo, ConvSpec, ConvWeights};
-use corrflow::ops::conv_backward::{conv_backward_data, conv_backward_weight, ConvGrads};
-use corrflow::ops::conv_tiled::ConvTile;
 use corrflow::{Context, Tensor};
 
 /// One FlowNet layer: name, input channels, output channels, kernel, stride, pad, input size, transposed.
@@ -178,7 +178,7 @@ fn bench(c: &mut Criterion) {
     };
     println!("adapter: {}", ctx.adapter());
     let scale = std::env::var("CORRFLOW_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize).max(1);
-    let tiled_ok = corrflow::ops::conv_tiled::tiled_supported(&ctx);
+    let tiled_ok = corrflow::ops::conv::tiled_supported(&ctx);
     if !tiled_ok {
         println!("adapter has no subgroup operations: the tiled kernels are unavailable, only the direct ones run");
     }

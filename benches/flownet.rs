@@ -23,12 +23,12 @@ fn bench(c: &mut Criterion) {
         }
     };
     println!("adapter: {}", ctx.adapter());
-    if !corrflow::ops::conv_tiled::tiled_supported(&ctx) {
+    if !corrflow::ops::conv::tiled_supported(&ctx) {
         println!("adapter has no subgroup operations: training steps are skipped, forwards run the direct kernels");
     }
     let only = std::env::var("CORRFLOW_BENCH_ONLY").unwrap_or_default();
     for config in FlowNetConfig::standard().into_iter().filter(|c| c.name.contains(only.as_str())) {
-        if config.train && !corrflow::ops::conv_tiled::tiled_supported(&ctx) {
+        if config.train && !corrflow::ops::conv::tiled_supported(&ctx) {
             continue;
         }
         let prepared = match prepare(&ctx, &config) {

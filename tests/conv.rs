@@ -15,13 +15,12 @@
 mod common;
 
 use common::{assert_close, gpu, Rng};
+use corrflow::ops::conv::ConvTile;
+use corrflow::ops::conv::{conv_backward, conv_backward_data, conv_backward_weight};
 use corrflow::ops::conv::{conv_forward, ConvAlgo, ConvSpec, ConvWeights};
-use corrflow::ops::conv_backward::{
-    conv2d_backward_f64, conv2d_f64, conv_backward, conv_backward_data, conv_backward_weight,
-    conv_transpose2d_backward_f64, conv_transpose2d_f64, leaky_relu_backward_f64, Tensor64,
-};
-use corrflow::ops::conv_tiled::ConvTile;
-use corrflow::{Context, HostTensor, Tensor};
+use corrflow::reference::conv::{conv2d_backward_f64, conv2d_f64, conv_transpose2d_backward_f64, conv_transpose2d_f64};
+use corrflow::reference::elementwise::leaky_relu_backward_f64;
+use corrflow::{Context, HostTensor, Tensor, Tensor64};
 
 const FWD_ABS: f32 = 1e-4;
 const FWD_REL: f32 = 1e-4;
@@ -234,7 +233,7 @@ fn tuned_and_direct_match_cpu() {
     // ... and the same work at stride 1, where `Tiled` picks the Winograd form.
     check_forward(ctx, 503, conv(1, 36, 40, 3, 70, 120, spec(1, 1, Some(0.1))), ConvAlgo::Tiled);
     let key_count = ctx.tuned_all().iter().filter(|(k, _)| k.starts_with("conv_tiled/")).count();
-    if corrflow::ops::conv_tiled::tiled_supported(ctx) {
+    if corrflow::ops::conv::tiled_supported(ctx) {
         assert!(key_count >= 1, "tuning should have cached a choice");
     }
     let wt = Rng::new(502).tensor([4, 3, 3, 3]);
@@ -464,7 +463,7 @@ fn check_backward(ctx: &Context, seed: u64, l: Layer, algo: ConvAlgo, accumulate
 }
 
 fn backward_supported(ctx: &Context) -> bool {
-    let ok = corrflow::ops::conv_tiled::tiled_supported(ctx);
+    let ok = corrflow::ops::conv::tiled_supported(ctx);
     if !ok {
         eprintln!("skipping conv backward GPU checks: adapter `{}` has no subgroup operations", ctx.adapter().name);
     }

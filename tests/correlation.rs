@@ -12,10 +12,12 @@ mod common;
 use common::{assert_close, gpu, Rng};
 use corrflow::bench::correlation::{run, CorrelationBenchOptions};
 use corrflow::ops::correlation::{
-    correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64, correlation_backward_naive,
-    correlation_backward_with, correlation_cpu, correlation_cpu_f64, correlation_forward_chunked,
+    correlation_backward_chunked, correlation_backward_naive, correlation_backward_with, correlation_forward_chunked,
     correlation_forward_naive, correlation_forward_with, subgroup_tiling_available, CorrelationBand,
     CorrelationOptions, CorrelationSpec,
+};
+use corrflow::reference::correlation::{
+    correlation_backward_cpu, correlation_backward_cpu_f64, correlation_cpu, correlation_cpu_f64,
 };
 use corrflow::{Context, Error, HostTensor, Tensor};
 

@@ -25,7 +25,7 @@ fn frame(io: &Weights, name: &str) -> HostTensor {
 }
 
 fn stack(a: &HostTensor, b: &HostTensor) -> HostTensor {
-    corrflow::ops::elementwise::concat_cpu(&[a, b])
+    corrflow::reference::elementwise::concat_cpu(&[a, b])
 }
 
 fn max_abs(v: &[f32]) -> f32 {
@@ -67,7 +67,7 @@ fn fixtures_pyramid_and_full_resolution_flow() {
         // The fixtures are small, below the size where the Winograd form is chosen automatically: run
         // them again with it forced on every layer that takes it (its transforms are the least exact path).
         let mut algos = vec![ConvAlgo::Tiled];
-        if corrflow::ops::conv_tiled::tiled_supported(ctx) {
+        if corrflow::ops::conv::tiled_supported(ctx) {
             algos.push(ConvAlgo::Winograd);
         }
         for algo in algos {

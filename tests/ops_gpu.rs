@@ -5,10 +5,14 @@
 mod common;
 
 use common::{assert_close, gpu, Rng};
-use corrflow::ops::conv::{conv2d_cpu, conv_forward, conv_transpose2d_cpu, ConvSpec, ConvWeights};
-use corrflow::ops::correlation::{correlation_cpu, correlation_forward_naive, CorrelationSpec};
-use corrflow::ops::elementwise::{concat_cpu, crop, crop_cpu, leaky_relu, leaky_relu_cpu};
-use corrflow::ops::resize::{resize_bilinear, resize_bilinear_cpu};
+use corrflow::ops::conv::{conv_forward, ConvSpec, ConvWeights};
+use corrflow::ops::correlation::{correlation_forward_naive, CorrelationSpec};
+use corrflow::ops::elementwise::{crop, leaky_relu};
+use corrflow::ops::resize::resize_bilinear;
+use corrflow::reference::conv::{conv2d_cpu, conv_transpose2d_cpu};
+use corrflow::reference::correlation::correlation_cpu;
+use corrflow::reference::elementwise::{concat_cpu, crop_cpu, leaky_relu_cpu};
+use corrflow::reference::resize::resize_bilinear_cpu;
 use corrflow::HostTensor;
 
 const ABS: f32 = 1e-4;

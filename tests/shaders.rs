@@ -5,24 +5,26 @@ use corrflow::ops::{
     conv::ConvParams,
     correlation::CorrelationParams,
     elementwise::{CropParams, LeakyReluParams},
+    metric,
     resize::ResizeParams,
 };
 use corrflow::runtime::Kernel;
+use std::mem::size_of;
 
 fn params_size(k: Kernel) -> usize {
     match k {
         Kernel::Conv2dForward | Kernel::ConvTranspose2dForward => std::mem::size_of::<ConvParams>(),
         Kernel::LeakyRelu => std::mem::size_of::<LeakyReluParams>(),
-        Kernel::Conv2dForwardTiled => std::mem::size_of::<corrflow::ops::conv_tiled::ConvTiledParams>(),
-        Kernel::WinogradWeights => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradWeightParams>(),
-        Kernel::WinogradInput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradInputParams>(),
-        Kernel::WinogradOutput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradOutputParams>(),
-        Kernel::WinogradGradOutput => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradOutputParams>(),
-        Kernel::WinogradGradWeights => std::mem::size_of::<corrflow::ops::conv_winograd::WinogradWeightParams>(),
-        Kernel::ConvWeightsSwap => std::mem::size_of::<corrflow::ops::conv_backward::WeightSwapParams>(),
-        Kernel::ConvBackwardWeight => std::mem::size_of::<corrflow::ops::conv_backward::WeightGradParams>(),
-        Kernel::ConvBackwardWeightReduce => std::mem::size_of::<corrflow::ops::conv_backward::WeightReduceParams>(),
-        Kernel::ConvBackwardBias => std::mem::size_of::<corrflow::ops::conv_backward::BiasGradParams>(),
+        Kernel::Conv2dForwardTiled => std::mem::size_of::<corrflow::ops::conv::ConvTiledParams>(),
+        Kernel::WinogradWeights => std::mem::size_of::<corrflow::ops::conv::WinogradWeightParams>(),
+        Kernel::WinogradInput => std::mem::size_of::<corrflow::ops::conv::WinogradInputParams>(),
+        Kernel::WinogradOutput => std::mem::size_of::<corrflow::ops::conv::WinogradOutputParams>(),
+        Kernel::WinogradGradOutput => std::mem::size_of::<corrflow::ops::conv::WinogradOutputParams>(),
+        Kernel::WinogradGradWeights => std::mem::size_of::<corrflow::ops::conv::WinogradWeightParams>(),
+        Kernel::ConvWeightsSwap => std::mem::size_of::<corrflow::ops::conv::WeightSwapParams>(),
+        Kernel::ConvBackwardWeight => std::mem::size_of::<corrflow::ops::conv::WeightGradParams>(),
+        Kernel::ConvBackwardWeightReduce => std::mem::size_of::<corrflow::ops::conv::WeightReduceParams>(),
+        Kernel::ConvBackwardBias => std::mem::size_of::<corrflow::ops::conv::BiasGradParams>(),
         Kernel::LeakyReluBackward => std::mem::size_of::<corrflow::ops::elementwise::LeakyReluBackwardParams>(),
         Kernel::AdaptiveAvgPool => std::mem::size_of::<corrflow::ops::loss::PoolParams>(),
         Kernel::EpeLoss => std::mem::size_of::<corrflow::ops::loss::EpeParams>(),
@@ -42,6 +44,27 @@ fn params_size(k: Kernel) -> usize {
         }
         Kernel::SubgroupProbe => std::mem::size_of::<corrflow::ops::correlation::SubgroupProbeParams>(),
         Kernel::FmaPeak => std::mem::size_of::<corrflow::bench::peak::FmaPeakParams>(),
+        Kernel::L2Normalize | Kernel::L2NormalizeBackward => size_of::<metric::L2NormalizeParams>(),
+        Kernel::SampleDescriptors | Kernel::SampleDescriptorsBackward | Kernel::SampleDescriptorsBackwardPoints => {
+            size_of::<metric::SampleParams>()
+        }
+        Kernel::PairwiseDistance | Kernel::PairwiseDistanceVec4 => size_of::<metric::DistanceParams>(),
+        Kernel::PairwiseDistanceWeights => size_of::<metric::DistanceWeightsParams>(),
+        Kernel::PairwiseDistanceBackward | Kernel::PairwiseDistanceBackwardVec4 => {
+            size_of::<metric::DistanceBackwardParams>()
+        }
+        Kernel::ContrastiveLoss => size_of::<metric::ContrastiveParams>(),
+        Kernel::TripletLoss | Kernel::TripletLossBackward => size_of::<metric::TripletParams>(),
+        Kernel::ProxyNcaLoss => size_of::<metric::ProxyNcaParams>(),
+        Kernel::MinePositives => size_of::<metric::PositivesParams>(),
+        Kernel::MineRandomNegatives => size_of::<metric::RandomNegativesParams>(),
+        Kernel::MineHardestNegatives => size_of::<metric::HardestNegativesParams>(),
+        Kernel::MineSemihardNegatives => size_of::<metric::SemihardNegativesParams>(),
+        Kernel::MineDistanceWeighted => size_of::<metric::DistanceWeightedParams>(),
+        Kernel::ClassMeans => size_of::<metric::ClassMeansParams>(),
+        Kernel::MineClassNegatives => size_of::<metric::ClassNegativesParams>(),
+        Kernel::NnTop2 | Kernel::NnTop2Subgroup => size_of::<metric::NearestTwoParams>(),
+        Kernel::MutualMatches => size_of::<metric::MutualParams>(),
     }
 }
 

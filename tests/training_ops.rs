@@ -4,8 +4,10 @@
 mod common;
 
 use common::{assert_close, gpu, Rng};
-use corrflow::ops::loss::{adaptive_avg_pool, adaptive_avg_pool_cpu, epe_loss, epe_loss_cpu, reduce_sum};
-use corrflow::ops::optim::{adam_step, adam_step_cpu, AdamConfig, AdamStepBuffer};
+use corrflow::ops::loss::{adaptive_avg_pool, epe_loss, reduce_sum};
+use corrflow::ops::optim::{adam_step, AdamConfig, AdamStepBuffer};
+use corrflow::reference::loss::{adaptive_avg_pool_cpu, epe_loss_cpu};
+use corrflow::reference::optim::adam_step_cpu;
 use corrflow::HostTensor;
 
 #[test]
@@ -135,7 +137,7 @@ fn leaky_relu_backward_matches_cpu_on_a_slice() {
     let mut rec = ctx.recorder("leaky bwd");
     corrflow::ops::elementwise::leaky_relu_backward(&mut rec, &go, gg.slice(2, 3).unwrap(), 0.1).unwrap();
     rec.submit().unwrap();
-    let full = corrflow::ops::elementwise::leaky_relu_backward_cpu(&out, &grad, 0.1);
+    let full = corrflow::reference::elementwise::leaky_relu_backward_cpu(&out, &grad, 0.1);
     // Channels 2..5 get the derivative, the rest keep the incoming gradient.
     let mut expected = grad.clone();
     for b in 0..2 {

@@ -45,7 +45,7 @@ enum BenchCommand {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let ctx = Context::new_blocking()?;
+    let ctx = Context::new_blocking()?.with_policy(corrflow::runtime::Policy::from_env());
     eprintln!("adapter: {}", ctx.adapter());
     match args.what {
         BenchCommand::Correlation { json, quick, only } => {

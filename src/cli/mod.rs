@@ -113,7 +113,7 @@ pub(crate) fn check_range(op: &'static str, flag: &str, value: f64, lo: f64, hi:
 /// since that takes tens of seconds on a software adapter and would otherwise look like a hang; call
 /// [`FirstRun::done`] when the command succeeded so later runs stay quiet.
 pub(crate) fn open_context() -> Result<(corrflow::Context, FirstRun)> {
-    let ctx = corrflow::Context::new_blocking()?;
+    let ctx = corrflow::Context::new_blocking()?.with_policy(corrflow::runtime::Policy::from_env());
     say!("adapter: {}", ctx.adapter());
     let a = ctx.adapter();
     let key = format!("{}|{}|{}|{}", a.name, a.driver, a.backend, env!("CARGO_PKG_VERSION"));

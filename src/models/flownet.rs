@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::ops::conv::{conv2d_cpu, conv_forward, conv_transpose2d_cpu, ConvAlgo, ConvSpec, ConvWeights};
-use crate::ops::correlation::{correlation_cpu, correlation_forward, correlation_forward_naive, CorrelationSpec};
-use crate::ops::elementwise::{concat_cpu, leaky_relu_cpu};
+use crate::ops::conv::{conv_forward, ConvAlgo, ConvSpec, ConvWeights};
+use crate::ops::correlation::{correlation_forward, correlation_forward_naive, CorrelationSpec};
+use crate::reference::conv::{conv2d_cpu, conv_transpose2d_cpu};
+use crate::reference::correlation::correlation_cpu;
+use crate::reference::elementwise::{concat_cpu, leaky_relu_cpu};
 use crate::runtime::{Context, HostTensor, Program, Recorder, Tensor};
 
 use super::weights::Weights;

@@ -1,5 +1,6 @@
 //! The correlation layer of FlowNetC (Caffe's CorrelationLayer semantics; see
-//! `shaders/correlation_forward_naive.wgsl` for the exact definition), with f64 CPU references.
+//! `shaders/correlation_forward_naive.wgsl` for the exact definition; f64 CPU references in
+//! `crate::reference::correlation`).
 //!
 //! - Forward: [`correlation_forward`] (subgroup-tiled where the device has subgroups, else
 //!   [`correlation_forward_naive`]), and [`correlation_forward_chunked`] for cost volumes larger than one
@@ -7,8 +8,6 @@
 //! - Backward w.r.t. both inputs, as gathers: [`correlation_backward`], [`correlation_backward_chunked`],
 //!   [`correlation_backward_naive`]; `grad_out` is the gradient before any fused LeakyReLU, and the input
 //!   gradients are overwritten.
-//! - CPU references: [`correlation_cpu`], [`correlation_cpu_f64`], [`correlation_backward_cpu`],
-//!   [`correlation_backward_cpu_f64`].
 //!
 //! Layout: `tiled` (forward), `backward`, `pack` (the channels-last copies the tiled kernels read).
 
@@ -16,9 +15,10 @@ mod backward;
 mod pack;
 mod tiled;
 
+pub use crate::reference::correlation::CorrelationSpec;
 pub use backward::{
-    correlation_backward, correlation_backward_chunked, correlation_backward_cpu, correlation_backward_cpu_f64,
-    correlation_backward_naive, correlation_backward_with, correlation_cpu_f64, CorrelationBackwardParams,
+    correlation_backward, correlation_backward_chunked, correlation_backward_naive, correlation_backward_with,
+    CorrelationBackwardParams,
 };
 pub use pack::{CorrelationGradPackParams, CorrelationPackParams};
 pub use tiled::{
@@ -28,7 +28,7 @@ pub use tiled::{
 
 use super::{grid_1d, u32_of, Slice};
 use crate::error::{Error, Result};
-use crate::runtime::{HostTensor, Kernel, Recorder, Tensor};
+use crate::runtime::{Kernel, Recorder, Tensor};
 
 /// Choices for the correlation entry points that take them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,63 +48,6 @@ pub struct CorrelationOptions {
 impl Default for CorrelationOptions {
     fn default() -> Self {
         CorrelationOptions { tiled: true, max_band_bytes: None, max_band_rows: None }
-    }
-}
-
-/// Parameters of a correlation layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CorrelationSpec {
-    pub pad: usize,
-    /// Odd patch size (1 in FlowNetC).
-    pub kernel_size: usize,
-    pub max_displacement: usize,
-    /// Step between output positions in the first input.
-    pub stride1: usize,
-    /// Step between displacements in the second input.
-    pub stride2: usize,
-}
-
-impl CorrelationSpec {
-    /// FlowNetC's layer: pad 20, kernel 1, max displacement 20, stride1 1, stride2 2 (441 channels).
-    pub const FLOWNETC: CorrelationSpec =
-        CorrelationSpec { pad: 20, kernel_size: 1, max_displacement: 20, stride1: 1, stride2: 2 };
-
-    /// max_displacement / stride2.
-    pub fn grid_radius(&self) -> usize {
-        self.max_displacement / self.stride2.max(1)
-    }
-    pub fn grid_width(&self) -> usize {
-        2 * self.grid_radius() + 1
-    }
-    /// Number of output channels, grid_width^2.
-    pub fn displacements(&self) -> usize {
-        self.grid_width() * self.grid_width()
-    }
-
-    /// Checks the parameters and returns (out_h, out_w) for an h x w input.
-    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
-        let op = "correlation";
-        if self.kernel_size == 0 || self.kernel_size.is_multiple_of(2) {
-            return Err(Error::InvalidParam {
-                op,
-                message: format!("kernel_size must be odd and >= 1, got {}", self.kernel_size),
-            });
-        }
-        if self.stride1 == 0 || self.stride2 == 0 {
-            return Err(Error::InvalidParam { op, message: "stride1 and stride2 must be >= 1".into() });
-        }
-        let border = self.max_displacement + (self.kernel_size - 1) / 2;
-        let (ph, pw) = (h + 2 * self.pad, w + 2 * self.pad);
-        if ph <= 2 * border || pw <= 2 * border {
-            return Err(Error::InvalidParam {
-                op,
-                message: format!(
-                    "input {h}x{w} with pad {} is too small for max_displacement {} and kernel_size {}: increase pad to at least {}",
-                    self.pad, self.max_displacement, self.kernel_size, border
-                ),
-            });
-        }
-        Ok(((ph - 2 * border).div_ceil(self.stride1), (pw - 2 * border).div_ceil(self.stride1)))
     }
 }
 
@@ -198,20 +141,4 @@ pub fn correlation_forward_naive(
     u32_of("correlation", "elements", total)?;
     let groups = grid_1d(rec, total, 64);
     rec.dispatch(Kernel::CorrelationForwardNaive, &[], &params, &[a.buffer(), b.buffer(), out.tensor.buffer()], groups)
-}
-
-/// CPU reference correlation on f32 tensors: a, b [N, C, H, W] -> [N, D, out_h, out_w], computed in f64 by
-/// [`correlation_cpu_f64`].
-pub fn correlation_cpu(a: &HostTensor, b: &HostTensor, spec: CorrelationSpec) -> Result<HostTensor> {
-    if a.shape != b.shape {
-        return Err(Error::Shape {
-            op: "correlation_cpu",
-            message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape),
-        });
-    }
-    let [n, _, h, w] = a.shape;
-    let (oh, ow) = spec.output_size(h, w)?;
-    let f64s = |t: &HostTensor| t.data.iter().map(|&v| v as f64).collect::<Vec<f64>>();
-    let out = correlation_cpu_f64(a.shape, &f64s(a), &f64s(b), spec)?;
-    HostTensor::new([n, spec.displacements(), oh, ow], out.into_iter().map(|v| v as f32).collect())
 }

@@ -1,9 +1,9 @@
-//! LeakyReLU (`shaders/leaky_relu.wgsl`) and crop / channel-slice copy (`shaders/crop.wgsl`), with CPU
-//! references.
+//! LeakyReLU (`shaders/leaky_relu.wgsl`) and crop / channel-slice copy (`shaders/crop.wgsl`); CPU references
+//! in `crate::reference::elementwise`.
 
 use super::{grid_1d, u32_of, Slice};
 use crate::error::{Error, Result};
-use crate::runtime::{HostTensor, Kernel, Recorder, Tensor};
+use crate::runtime::{Kernel, Recorder, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -59,18 +59,6 @@ pub fn leaky_relu_backward(rec: &mut Recorder<'_>, out: &Tensor, grad: Slice<'_>
     u32_of(op, "elements", total)?;
     let groups = grid_1d(rec, total, 256);
     rec.dispatch(Kernel::LeakyReluBackward, &[], &params, &[out.buffer(), grad.tensor.buffer()], groups)
-}
-
-/// CPU reference of [`leaky_relu_backward`] over whole tensors.
-pub fn leaky_relu_backward_cpu(out: &HostTensor, grad: &HostTensor, slope: f32) -> HostTensor {
-    let data = out.data.iter().zip(&grad.data).map(|(&y, &g)| if y > 0.0 { g } else { g * slope }).collect();
-    HostTensor { shape: grad.shape, data }
-}
-
-/// CPU reference LeakyReLU.
-pub fn leaky_relu_cpu(t: &HostTensor, slope: f32) -> HostTensor {
-    let data = t.data.iter().map(|&v| if v > 0.0 { v } else { v * slope }).collect();
-    HostTensor { shape: t.shape, data }
 }
 
 #[repr(C)]
@@ -136,39 +124,4 @@ pub fn crop(rec: &mut Recorder<'_>, src: Slice<'_>, y0: usize, x0: usize, dst: S
     u32_of(op, "elements", total)?;
     let groups = grid_1d(rec, total, 256);
     rec.dispatch(Kernel::Crop, &[], &params, &[src.tensor.buffer(), dst.tensor.buffer()], groups)
-}
-
-/// CPU reference crop: the `h` x `w` window of `src` at (y0, x0).
-pub fn crop_cpu(src: &HostTensor, y0: usize, x0: usize, h: usize, w: usize) -> HostTensor {
-    let [n, c, _, _] = src.shape;
-    let mut out = HostTensor::zeros([n, c, h, w]);
-    for b in 0..n {
-        for ch in 0..c {
-            for y in 0..h {
-                for x in 0..w {
-                    let i = out.idx(b, ch, y, x);
-                    out.data[i] = src.at(b, ch, y + y0, x + x0);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// CPU reference channel concatenation (all parts share N, H, W).
-pub fn concat_cpu(parts: &[&HostTensor]) -> HostTensor {
-    let [n, _, h, w] = parts[0].shape;
-    let c: usize = parts.iter().map(|p| p.shape[1]).sum();
-    let mut out = HostTensor::zeros([n, c, h, w]);
-    let plane = h * w;
-    for b in 0..n {
-        let mut off = 0;
-        for p in parts {
-            let pc = p.shape[1];
-            let src = &p.data[b * pc * plane..(b + 1) * pc * plane];
-            out.data[(b * c + off) * plane..(b * c + off + pc) * plane].copy_from_slice(src);
-            off += pc;
-        }
-    }
-    out
 }

@@ -1,13 +1,12 @@
-//! Kernels: one module per WGSL kernel, each with its parameter struct (the WGSL `Params` twin), the host
-//! function that records a dispatch, and a plain CPU reference beside it.
+//! Kernels: one module per WGSL kernel (or kernel family), each with its parameter struct (the WGSL `Params`
+//! twin) and the host function that records a dispatch. Each has a plain f64 CPU twin in the module of the
+//! same name under [`crate::reference`], which imports nothing of the GPU side.
 
 pub mod conv;
-pub mod conv_backward;
-pub mod conv_tiled;
-pub mod conv_winograd;
 pub mod correlation;
 pub mod elementwise;
 pub mod loss;
+pub mod metric;
 pub mod optim;
 pub mod resize;
 
@@ -82,4 +81,9 @@ pub(crate) fn split_groups(groups: usize, max: usize) -> (usize, usize) {
 /// Checks that a dimension fits the u32 arithmetic of the kernels.
 pub(crate) fn u32_of(op: &'static str, what: &str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the u32 range") })
+}
+
+/// Checks that a signed offset fits the i32 arithmetic of the kernels.
+pub(crate) fn i32_of(op: &'static str, what: &str, v: i64) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
 }

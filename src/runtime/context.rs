@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::kernels::Kernel;
+use super::policy::Policy;
 use super::tensor::Tensor;
 use crate::error::{Error, Result};
 
@@ -106,6 +107,8 @@ pub struct Context {
     scratch: Mutex<HashMap<&'static str, Tensor>>,
     /// Called before each pipeline is built (see [`Context::on_compile`]).
     compile_observer: Mutex<Option<CompileObserver>>,
+    /// Which kernels the ops choose where they have a choice.
+    policy: Policy,
 }
 
 /// A callback told about each pipeline about to be built: the kernel's name and how many pipelines this
@@ -175,6 +178,7 @@ impl Context {
             tuned: Mutex::new(HashMap::new()),
             scratch: Mutex::new(HashMap::new()),
             compile_observer: Mutex::new(None),
+            policy: Policy::default(),
         }
     }
 
@@ -185,6 +189,20 @@ impl Context {
         if let Ok(mut slot) = self.compile_observer.lock() {
             *slot = Some(observer);
         }
+    }
+
+    /// The algorithm policy the ops follow (the default unless set with [`Context::set_policy`]).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// Sets the algorithm policy for all work recorded afterwards (recorded programs keep their kernels).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+    /// [`Context::set_policy`], by value.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -200,7 +218,7 @@ impl Context {
         &self.limits
     }
 
-    /// A choice measured earlier on this adapter under `key` (see `ops::conv_tiled` for the conv tiles).
+    /// A choice measured earlier on this adapter under `key` (see `ops::conv` for the conv tiles).
     pub fn tuned(&self, key: &str) -> Option<Vec<u32>> {
         self.tuned.lock().ok().and_then(|m| m.get(key).cloned())
     }

@@ -34,6 +34,31 @@ pub enum Kernel {
     CorrelationBackwardBNaive,
     SubgroupProbe,
     FmaPeak,
+    // Metric learning and matching (ops::metric).
+    L2Normalize,
+    L2NormalizeBackward,
+    SampleDescriptors,
+    SampleDescriptorsBackward,
+    SampleDescriptorsBackwardPoints,
+    PairwiseDistance,
+    PairwiseDistanceVec4,
+    PairwiseDistanceWeights,
+    PairwiseDistanceBackward,
+    PairwiseDistanceBackwardVec4,
+    ContrastiveLoss,
+    TripletLoss,
+    TripletLossBackward,
+    ProxyNcaLoss,
+    MinePositives,
+    MineRandomNegatives,
+    MineHardestNegatives,
+    MineSemihardNegatives,
+    MineDistanceWeighted,
+    ClassMeans,
+    MineClassNegatives,
+    NnTop2,
+    NnTop2Subgroup,
+    MutualMatches,
 }
 
 impl Kernel {
@@ -69,6 +94,30 @@ impl Kernel {
         Kernel::CorrelationBackwardBNaive,
         Kernel::SubgroupProbe,
         Kernel::FmaPeak,
+        Kernel::L2Normalize,
+        Kernel::L2NormalizeBackward,
+        Kernel::SampleDescriptors,
+        Kernel::SampleDescriptorsBackward,
+        Kernel::SampleDescriptorsBackwardPoints,
+        Kernel::PairwiseDistance,
+        Kernel::PairwiseDistanceVec4,
+        Kernel::PairwiseDistanceWeights,
+        Kernel::PairwiseDistanceBackward,
+        Kernel::PairwiseDistanceBackwardVec4,
+        Kernel::ContrastiveLoss,
+        Kernel::TripletLoss,
+        Kernel::TripletLossBackward,
+        Kernel::ProxyNcaLoss,
+        Kernel::MinePositives,
+        Kernel::MineRandomNegatives,
+        Kernel::MineHardestNegatives,
+        Kernel::MineSemihardNegatives,
+        Kernel::MineDistanceWeighted,
+        Kernel::ClassMeans,
+        Kernel::MineClassNegatives,
+        Kernel::NnTop2,
+        Kernel::NnTop2Subgroup,
+        Kernel::MutualMatches,
     ];
 
     /// The file name under `shaders/` without extension; also the name used in errors.
@@ -104,6 +153,30 @@ impl Kernel {
             Kernel::CorrelationBackwardBNaive => "correlation_backward_b_naive",
             Kernel::SubgroupProbe => "subgroup_probe",
             Kernel::FmaPeak => "fma_peak",
+            Kernel::L2Normalize => "l2_normalize",
+            Kernel::L2NormalizeBackward => "l2_normalize_backward",
+            Kernel::SampleDescriptors => "sample_descriptors",
+            Kernel::SampleDescriptorsBackward => "sample_descriptors_backward",
+            Kernel::SampleDescriptorsBackwardPoints => "sample_descriptors_backward_points",
+            Kernel::PairwiseDistance => "pairwise_distance",
+            Kernel::PairwiseDistanceWeights => "pairwise_distance_weights",
+            Kernel::PairwiseDistanceBackward => "pairwise_distance_backward",
+            Kernel::PairwiseDistanceVec4 => "pairwise_distance_vec4",
+            Kernel::PairwiseDistanceBackwardVec4 => "pairwise_distance_backward_vec4",
+            Kernel::ContrastiveLoss => "contrastive_loss",
+            Kernel::TripletLoss => "triplet_loss",
+            Kernel::TripletLossBackward => "triplet_loss_backward",
+            Kernel::ProxyNcaLoss => "proxy_nca_loss",
+            Kernel::MinePositives => "mine_positives",
+            Kernel::MineRandomNegatives => "mine_random_negatives",
+            Kernel::MineHardestNegatives => "mine_hardest_negatives",
+            Kernel::MineSemihardNegatives => "mine_semihard_negatives",
+            Kernel::MineDistanceWeighted => "mine_distance_weighted",
+            Kernel::ClassMeans => "class_means",
+            Kernel::MineClassNegatives => "mine_class_negatives",
+            Kernel::NnTop2 => "nn_top2",
+            Kernel::NnTop2Subgroup => "nn_top2_subgroup",
+            Kernel::MutualMatches => "mutual_matches",
         }
     }
 
@@ -140,6 +213,34 @@ impl Kernel {
             Kernel::CorrelationBackwardBNaive => include_str!("../../shaders/correlation_backward_b_naive.wgsl"),
             Kernel::SubgroupProbe => include_str!("../../shaders/subgroup_probe.wgsl"),
             Kernel::FmaPeak => include_str!("../../shaders/fma_peak.wgsl"),
+            Kernel::L2Normalize => include_str!("../../shaders/l2_normalize.wgsl"),
+            Kernel::L2NormalizeBackward => include_str!("../../shaders/l2_normalize_backward.wgsl"),
+            Kernel::SampleDescriptors => include_str!("../../shaders/sample_descriptors.wgsl"),
+            Kernel::SampleDescriptorsBackward => include_str!("../../shaders/sample_descriptors_backward.wgsl"),
+            Kernel::SampleDescriptorsBackwardPoints => {
+                include_str!("../../shaders/sample_descriptors_backward_points.wgsl")
+            }
+            Kernel::PairwiseDistance => include_str!("../../shaders/pairwise_distance.wgsl"),
+            Kernel::PairwiseDistanceWeights => include_str!("../../shaders/pairwise_distance_weights.wgsl"),
+            Kernel::PairwiseDistanceBackward => include_str!("../../shaders/pairwise_distance_backward.wgsl"),
+            Kernel::PairwiseDistanceVec4 => include_str!("../../shaders/pairwise_distance_vec4.wgsl"),
+            Kernel::PairwiseDistanceBackwardVec4 => {
+                include_str!("../../shaders/pairwise_distance_backward_vec4.wgsl")
+            }
+            Kernel::ContrastiveLoss => include_str!("../../shaders/contrastive_loss.wgsl"),
+            Kernel::TripletLoss => include_str!("../../shaders/triplet_loss.wgsl"),
+            Kernel::TripletLossBackward => include_str!("../../shaders/triplet_loss_backward.wgsl"),
+            Kernel::ProxyNcaLoss => include_str!("../../shaders/proxy_nca_loss.wgsl"),
+            Kernel::MinePositives => include_str!("../../shaders/mine_positives.wgsl"),
+            Kernel::MineRandomNegatives => include_str!("../../shaders/mine_random_negatives.wgsl"),
+            Kernel::MineHardestNegatives => include_str!("../../shaders/mine_hardest_negatives.wgsl"),
+            Kernel::MineSemihardNegatives => include_str!("../../shaders/mine_semihard_negatives.wgsl"),
+            Kernel::MineDistanceWeighted => include_str!("../../shaders/mine_distance_weighted.wgsl"),
+            Kernel::ClassMeans => include_str!("../../shaders/class_means.wgsl"),
+            Kernel::MineClassNegatives => include_str!("../../shaders/mine_class_negatives.wgsl"),
+            Kernel::NnTop2 => include_str!("../../shaders/nn_top2.wgsl"),
+            Kernel::NnTop2Subgroup => include_str!("../../shaders/nn_top2_subgroup.wgsl"),
+            Kernel::MutualMatches => include_str!("../../shaders/mutual_matches.wgsl"),
         }
     }
 
@@ -151,6 +252,7 @@ impl Kernel {
             | Kernel::CorrelationBackwardB
             | Kernel::SubgroupProbe => wgpu::Features::SUBGROUP,
             Kernel::Conv2dForwardTiled | Kernel::ConvBackwardWeight => wgpu::Features::SUBGROUP,
+            Kernel::NnTop2Subgroup => wgpu::Features::SUBGROUP,
             _ => wgpu::Features::empty(),
         }
     }

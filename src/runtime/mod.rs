@@ -3,8 +3,11 @@
 
 mod context;
 mod kernels;
+mod policy;
 mod tensor;
 
+pub use crate::host::HostTensor;
 pub use context::{adapter_summaries, AdapterSummary, Context, Program, Recorder};
 pub use kernels::Kernel;
-pub use tensor::{HostTensor, Tensor};
+pub use policy::Policy;
+pub use tensor::Tensor;

@@ -1,43 +1,9 @@
-//! Tensors: f32, NCHW. [`Tensor`] lives in a GPU storage buffer; [`HostTensor`] is its CPU twin, used by
-//! the CPU reference ops and for upload/download.
+//! GPU tensors: f32, NCHW, in a storage buffer; uploaded from and downloaded to [`HostTensor`], their CPU
+//! twin (`crate::host`).
 
 use super::context::Context;
 use crate::error::{Error, Result};
-
-/// A 4-D f32 tensor on the CPU, NCHW, row-major.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
-    pub shape: [usize; 4],
-    pub data: Vec<f32>,
-}
-
-impl HostTensor {
-    pub fn zeros(shape: [usize; 4]) -> Self {
-        HostTensor { shape, data: vec![0.0; shape.iter().product()] }
-    }
-    pub fn new(shape: [usize; 4], data: Vec<f32>) -> Result<Self> {
-        let n: usize = shape.iter().product();
-        if data.len() != n {
-            return Err(Error::Shape {
-                op: "HostTensor::new",
-                message: format!("shape {shape:?} holds {n} values, got {}", data.len()),
-            });
-        }
-        Ok(HostTensor { shape, data })
-    }
-    pub fn numel(&self) -> usize {
-        self.data.len()
-    }
-    /// Flat index of (n, c, y, x).
-    #[inline]
-    pub fn idx(&self, n: usize, c: usize, y: usize, x: usize) -> usize {
-        ((n * self.shape[1] + c) * self.shape[2] + y) * self.shape[3] + x
-    }
-    #[inline]
-    pub fn at(&self, n: usize, c: usize, y: usize, x: usize) -> f32 {
-        self.data[self.idx(n, c, y, x)]
-    }
-}
+use crate::host::HostTensor;
 
 /// A 4-D f32 tensor in a GPU storage buffer, NCHW. Cloning shares the buffer (a handle, not a copy).
 #[derive(Clone, Debug)]

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::models::flownet::{Activations, FlowNet, Variant, LEAKY_SLOPE};
-use crate::ops::conv_backward::{conv_backward, ConvGrads};
+use crate::ops::conv::{conv_backward, ConvGrads};
 use crate::ops::correlation::correlation_backward;
 use crate::ops::elementwise::{crop, leaky_relu_backward};
 use crate::ops::Slice;

@@ -7,7 +7,7 @@ use super::backward::record_backward;
 use crate::error::{Error, Result};
 use crate::models::flownet::{Activations, FlowNet, Variant, DIV_FLOW};
 use crate::models::Weights;
-use crate::ops::conv_backward::ConvGrads;
+use crate::ops::conv::ConvGrads;
 use crate::ops::loss::{adaptive_avg_pool, epe_loss, reduce_sum, MULTISCALE_WEIGHTS};
 use crate::ops::optim::{adam_step, AdamConfig, AdamStepBuffer};
 use crate::runtime::{Context, HostTensor, Program, Tensor};

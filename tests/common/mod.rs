@@ -29,7 +29,7 @@ pub fn gpu() -> Option<&'static Context> {
 /// backend has none): `None`, with a message, otherwise.
 pub fn gpu_with_subgroups() -> Option<&'static Context> {
     let ctx = gpu()?;
-    if corrflow::ops::conv_tiled::tiled_supported(ctx) {
+    if corrflow::ops::conv::tiled_supported(ctx) {
         Some(ctx)
     } else {
         eprintln!(

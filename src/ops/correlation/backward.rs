@@ -1,6 +1,7 @@
 //! Gradients of the correlation w.r.t. both inputs: the subgroup-tiled gathers
 //! (`shaders/correlation_backward_a.wgsl`, `shaders/correlation_backward_b.wgsl`), the portable
-//! one-invocation-per-element gathers (`*_naive.wgsl`), and the f64 CPU references.
+//! one-invocation-per-element gathers (`*_naive.wgsl`); the f64 CPU references are in
+//! `crate::reference::correlation`.
 //!
 //! Every entry point takes `grad_out`, the gradient w.r.t. the correlation output BEFORE any fused
 //! LeakyReLU (apply the LeakyReLU backward first), and overwrites `grad_a` and `grad_b` (`=`, not `+=`).
@@ -10,7 +11,7 @@ use super::tiled::{byte_limit, subgroup_tiling_available, CorrelationBand, SG};
 use super::{CorrelationOptions, CorrelationParams, CorrelationSpec};
 use crate::error::{Error, Result};
 use crate::ops::{grid_1d, u32_of};
-use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
+use crate::runtime::{Context, Kernel, Recorder, Tensor};
 
 const OP: &str = "correlation_backward";
 
@@ -414,123 +415,4 @@ pub fn correlation_backward_naive(
         &[grad_out.buffer(), a.buffer(), grad_b.buffer()],
         groups,
     )
-}
-
-/// CPU reference correlation in f64 on flat NCHW data of shape `shape` (the definition of
-/// `correlation_forward_naive.wgsl`); returns [N, D, out_h, out_w] flat.
-pub fn correlation_cpu_f64(shape: [usize; 4], a: &[f64], b: &[f64], spec: CorrelationSpec) -> Result<Vec<f64>> {
-    let [n, c, h, w] = shape;
-    let (oh, ow) = spec.output_size(h, w)?;
-    let numel = n * c * h * w;
-    if a.len() != numel || b.len() != numel {
-        return Err(Error::Shape {
-            op: "correlation_cpu_f64",
-            message: format!("shape {shape:?} holds {numel} values, got {} and {}", a.len(), b.len()),
-        });
-    }
-    let d_count = spec.displacements();
-    let mut out = vec![0.0; n * d_count * oh * ow];
-    for_each_term(shape, spec, |bb, ch, ia, ib, d, oy, ox| {
-        out[((bb * d_count + d) * oh + oy) * ow + ox] += a[idx(shape, bb, ch, ia)] * b[idx(shape, bb, ch, ib)];
-    })?;
-    let norm = (spec.kernel_size * spec.kernel_size * c) as f64;
-    out.iter_mut().for_each(|v| *v /= norm);
-    Ok(out)
-}
-
-/// CPU reference backward in f64 (a scatter over the forward's terms, independent of the GPU gathers):
-/// returns (grad_a, grad_b) for `g`, the gradient of the output [N, D, out_h, out_w] before any LeakyReLU.
-pub fn correlation_backward_cpu_f64(
-    shape: [usize; 4],
-    a: &[f64],
-    b: &[f64],
-    g: &[f64],
-    spec: CorrelationSpec,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    let [n, c, h, w] = shape;
-    let (oh, ow) = spec.output_size(h, w)?;
-    let numel = n * c * h * w;
-    let d_count = spec.displacements();
-    if a.len() != numel || b.len() != numel || g.len() != n * d_count * oh * ow {
-        return Err(Error::Shape {
-            op: "correlation_backward_cpu_f64",
-            message: format!("inputs do not match shape {shape:?} and its output"),
-        });
-    }
-    let norm = (spec.kernel_size * spec.kernel_size * c) as f64;
-    let mut ga = vec![0.0; numel];
-    let mut gb = vec![0.0; numel];
-    for_each_term(shape, spec, |bb, ch, ia, ib, d, oy, ox| {
-        let gv = g[((bb * d_count + d) * oh + oy) * ow + ox] / norm;
-        ga[idx(shape, bb, ch, ia)] += gv * b[idx(shape, bb, ch, ib)];
-        gb[idx(shape, bb, ch, ib)] += gv * a[idx(shape, bb, ch, ia)];
-    })?;
-    Ok((ga, gb))
-}
-
-/// The f32 wrapper of [`correlation_backward_cpu_f64`]: (grad_a, grad_b) as host tensors.
-pub fn correlation_backward_cpu(
-    a: &HostTensor,
-    b: &HostTensor,
-    grad_out: &HostTensor,
-    spec: CorrelationSpec,
-) -> Result<(HostTensor, HostTensor)> {
-    if a.shape != b.shape {
-        return Err(Error::Shape {
-            op: "correlation_backward_cpu",
-            message: format!("inputs differ: {:?} vs {:?}", a.shape, b.shape),
-        });
-    }
-    let f = |t: &HostTensor| t.data.iter().map(|&v| v as f64).collect::<Vec<f64>>();
-    let (ga, gb) = correlation_backward_cpu_f64(a.shape, &f(a), &f(b), &f(grad_out), spec)?;
-    let back = |v: Vec<f64>| HostTensor::new(a.shape, v.into_iter().map(|x| x as f32).collect());
-    Ok((back(ga)?, back(gb)?))
-}
-
-fn idx(shape: [usize; 4], n: usize, c: usize, (y, x): (usize, usize)) -> usize {
-    ((n * shape[1] + c) * shape[2] + y) * shape[3] + x
-}
-
-/// Calls `f(n, c, a_pixel, b_pixel, d, oy, ox)` for every product term of the correlation whose two pixels
-/// are inside the image (terms reading the zero padding contribute nothing).
-#[allow(clippy::type_complexity)]
-fn for_each_term(
-    shape: [usize; 4],
-    spec: CorrelationSpec,
-    mut f: impl FnMut(usize, usize, (usize, usize), (usize, usize), usize, usize, usize),
-) -> Result<()> {
-    let [n, c, h, w] = shape;
-    let (oh, ow) = spec.output_size(h, w)?;
-    let r = spec.grid_radius() as i64;
-    let gw = spec.grid_width();
-    let (s1, s2, ks) = (spec.stride1 as i64, spec.stride2 as i64, spec.kernel_size as i64);
-    let origin = spec.max_displacement as i64 - spec.pad as i64;
-    let inside = |y: i64, x: i64| y >= 0 && x >= 0 && y < h as i64 && x < w as i64;
-    for bb in 0..n {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let (y1, x1) = (oy as i64 * s1 + origin, ox as i64 * s1 + origin);
-                for p in -r..=r {
-                    for q in -r..=r {
-                        let d = (p + r) as usize * gw + (q + r) as usize;
-                        for j in 0..ks {
-                            for i in 0..ks {
-                                let (ya, xa) = (y1 + j, x1 + i);
-                                let (yb, xb) = (ya + p * s2, xa + q * s2);
-                                if !inside(ya, xa) || !inside(yb, xb) {
-                                    continue;
-                                }
-                                let pa = (ya as usize, xa as usize);
-                                let pb = (yb as usize, xb as usize);
-                                for ch in 0..c {
-                                    f(bb, ch, pa, pb, d, oy, ox);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }

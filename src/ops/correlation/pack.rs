@@ -2,8 +2,8 @@
 //! (`shaders/correlation_pack.wgsl`) and the output gradient into per-lane sweep order
 //! (`shaders/correlation_grad_pack.wgsl`).
 
-use super::super::u32_of;
 use crate::error::{Error, Result};
+use crate::ops::{i32_of, u32_of};
 use crate::runtime::{Kernel, Recorder, Tensor};
 
 const OP: &str = "correlation";
@@ -82,10 +82,6 @@ fn check_groups(rec: &Recorder<'_>, groups: [u32; 3]) -> Result<()> {
     Ok(())
 }
 
-fn i32_of(what: &str, v: i64) -> Result<i32> {
-    i32::try_from(v).map_err(|_| Error::InvalidParam { op: OP, message: format!("{what} = {v} exceeds the i32 range") })
-}
-
 /// Records the copy of window `win` of every image of `src` ([N, C, H, W]) into `dst`.
 pub(crate) fn pack_features(rec: &mut Recorder<'_>, src: &Tensor, win: &PackWindow, dst: &Tensor) -> Result<()> {
     let [n, c, h, w] = src.shape();
@@ -105,8 +101,8 @@ pub(crate) fn pack_features(rec: &mut Recorder<'_>, src: &Tensor, win: &PackWind
         hp: u32_of(OP, "packed height", win.hp)?,
         wp: u32_of(OP, "packed width", win.wp)?,
         total: u32_of(OP, "packed elements", total)?,
-        row0: i32_of("packed row origin", win.row0)?,
-        col0: i32_of("packed column origin", win.col0)?,
+        row0: i32_of(OP, "packed row origin", win.row0)?,
+        col0: i32_of(OP, "packed column origin", win.col0)?,
         _pad0: 0,
         _pad1: 0,
     };
@@ -215,8 +211,8 @@ pub(crate) fn pack_grad(
         grid_radius: u32_of(OP, "grid_radius", spec.grid_radius())?,
         frame: frame as u32,
         total: u32_of(OP, "packed gradient elements", total)?,
-        y0: i32_of("gradient row origin", win.y0 as i64)?,
-        origin: i32_of("patch origin", spec.max_displacement as i64 - spec.pad as i64)?,
+        y0: i32_of(OP, "gradient row origin", win.y0 as i64)?,
+        origin: i32_of(OP, "patch origin", spec.max_displacement as i64 - spec.pad as i64)?,
         norm: 1.0 / (spec.kernel_size * spec.kernel_size * channels) as f32,
         _pad0: 0,
     };

@@ -42,21 +42,12 @@
 //! B^T = [2 -1 -2 1 0; 0 -2 -1 1 0; 0 2 -3 1 0; 0 -1 0 1 0; 0 2 -1 -2 1],
 //! G = [1/2 0; -1/2 -1/2; -1/6 1/6; 1/6 1/3; 0 1], A^T = [1 1 1 1 0; 0 1 -1 2 0; 0 1 1 4 0; 0 1 -1 8 1].
 
-use super::conv_tiled::{tiled_conv, Batched, Geometry, Phase, TiledConv};
-use super::{split_groups, u32_of};
-use crate::error::{Error, Result};
+use super::algo::WinogradUse;
+use super::desc::{Batched, Phase, TiledConv};
+use super::tiled;
+use crate::error::Result;
+use crate::ops::{i32_of, split_groups, u32_of};
 use crate::runtime::{Context, Kernel, Recorder};
-
-/// Whether a convolution runs in the Winograd form where it qualifies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WinogradUse {
-    /// Never (the direct tiled kernel).
-    Never,
-    /// When the layer qualifies and is large enough to gain (see [`AUTO_MIN_FLOPS`], [`AUTO_MIN_TILES`]).
-    Auto,
-    /// Whenever the layer qualifies, whatever its size (tests).
-    Always,
-}
 
 /// Output tile side and transform size of F(4x4, 3x3).
 const TILE: usize = 4;
@@ -185,14 +176,9 @@ pub(crate) fn applies(conv: &TiledConv<'_>, ph: &Phase) -> bool {
         WinogradUse::Always => true,
         WinogradUse::Auto => {
             let tiles = ph.grid_h.div_ceil(TILE) * ph.grid_w.div_ceil(TILE) * conv.x.batch();
-            enabled_by_env() && conv.flops() >= AUTO_MIN_FLOPS && tiles >= AUTO_MIN_TILES
+            conv.flops() >= AUTO_MIN_FLOPS && tiles >= AUTO_MIN_TILES
         }
     }
-}
-
-/// `CORRFLOW_WINOGRAD=0` (or off / false) keeps every layer on the tiled kernel under `Auto`.
-fn enabled_by_env() -> bool {
-    !matches!(std::env::var("CORRFLOW_WINOGRAD").as_deref(), Ok("0") | Ok("off") | Ok("false"))
 }
 
 /// Records phase `ph` of `conv` in the Winograd form when it applies ([`applies`]) and its transformed
@@ -248,30 +234,10 @@ pub(crate) fn record_phase(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, ph: &Ph
         // The A^2 products as one batched 1x1 convolution over the tiles.
         let vx = v.view([points, kprime, 1, ld]);
         let mo = m.view([points, cout, 1, ld]);
-        let gemm = TiledConv {
-            op,
-            geometry: Geometry::Conv,
-            x: super::Slice::all(&vx),
-            w: u.buffer(),
-            w_cout4: conv.w_cout4,
-            kh: 1,
-            kw: 1,
-            stride: 1,
-            pad: 0,
-            out: super::Slice::all(&mo),
-            bias: None,
-            dummy: conv.dummy,
-            leaky: None,
-            accumulate: false,
-            winograd: WinogradUse::Never,
-            batched: Some(Batched {
-                comps: points,
-                x_stride: kprime * ld,
-                out_stride: cout * ld,
-                w_stride: kprime * conv.w_cout4,
-            }),
-        };
-        tiled_conv(rec, &gemm, None)?;
+        let batched =
+            Batched { comps: points, x_stride: kprime * ld, out_stride: cout * ld, w_stride: kprime * conv.w_cout4 };
+        let gemm = TiledConv::gemm(op, vx.slice_all(), u.buffer(), conv.w_cout4, mo.slice_all(), conv.dummy, batched);
+        tiled::record(rec, &gemm, None, &gemm.phases())?;
 
         let oparams = WinogradOutputParams {
             has_bias: conv.bias.is_some() as u32,
@@ -347,10 +313,6 @@ impl PhaseGeometry {
         ld: usize,
     ) -> Result<WinogradInputParams> {
         let op = conv.op;
-        let i32_of = |what: &str, v: i64| {
-            i32::try_from(v)
-                .map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
-        };
         Ok(WinogradInputParams {
             cin: u32_of(op, "cin", conv.x.channels)?,
             in_c_offset: u32_of(op, "in_c_offset", conv.x.c_offset)?,
@@ -358,8 +320,8 @@ impl PhaseGeometry {
             in_h: u32_of(op, "in_h", conv.x.height())?,
             in_w: u32_of(op, "in_w", conv.x.width())?,
             s: self.s as u32,
-            pad_y: i32_of("pad", ph.pad_y)?,
-            pad_x: i32_of("pad", ph.pad_x)?,
+            pad_y: i32_of(op, "pad", ph.pad_y)?,
+            pad_x: i32_of(op, "pad", ph.pad_x)?,
             kprime: u32_of(op, "channels", self.kprime)?,
             tiles_h: u32_of(op, "tiles", self.tiles_h)?,
             tiles_w: u32_of(op, "tiles", self.tiles_w)?,
@@ -477,25 +439,9 @@ fn record_weight_grad_phase(
         // dU[comp] = dM[comp]^T V[comp]: tiles are the reduction ("input channels"), c' the "pixels".
         let vx = v.view([points, nt, 1, ld]);
         let duo = du.view([points, cout, 1, ld]);
-        let gemm = TiledConv {
-            op,
-            geometry: Geometry::Conv,
-            x: super::Slice::all(&vx),
-            w: dm.buffer(),
-            w_cout4: cout4,
-            kh: 1,
-            kw: 1,
-            stride: 1,
-            pad: 0,
-            out: super::Slice::all(&duo),
-            bias: None,
-            dummy: conv.dummy,
-            leaky: None,
-            accumulate: false,
-            winograd: WinogradUse::Never,
-            batched: Some(Batched { comps: points, x_stride: nt * ld, out_stride: cout * ld, w_stride: nt * cout4 }),
-        };
-        tiled_conv(rec, &gemm, None)?;
+        let batched = Batched { comps: points, x_stride: nt * ld, out_stride: cout * ld, w_stride: nt * cout4 };
+        let gemm = TiledConv::gemm(op, vx.slice_all(), dm.buffer(), cout4, duo.slice_all(), conv.dummy, batched);
+        tiled::record(rec, &gemm, None, &gemm.phases())?;
         let (gx, gy) = split_groups((kprime * cout).div_ceil(64), max_groups);
         rec.dispatch(
             Kernel::WinogradGradWeights,

@@ -1,20 +1,14 @@
 //! The tiled convolution kernel (`shaders/conv2d_forward_tiled.wgsl`, an implicit GEMM with register
-//! blocking) and how every convolution maps onto it:
-//!
-//! * conv2d: one dispatch, stride-`s` gather over the input.
-//! * conv_transpose2d (and the input gradient of conv2d, which is one): one stride-1 sub-convolution per
-//!   output stride phase (py, px). Output row oy = qy s + py receives input rows iy = (oy + pad - ky) / s
-//!   for the taps ky = r + s t (r = (py + pad) mod s); with d = (py + pad) div s that is iy = qy + d - t, a
-//!   stride-1 convolution with ceil((k - r) / s) taps and the flipped sub-kernel. Every tap it computes is a
-//!   real tap: no scatter, no multiplications by structural zeros, so it runs at the speed of a conv of the
-//!   same FLOPs.
+//! blocking): records the stride phases of a [`TiledConv`] (see [`super::desc`]), each a gather dispatch, so
+//! a transposed conv runs at the speed of a conv of the same FLOPs.
 //!
 //! The register block (output channels x output columns per invocation, and the workgroup size) is a set of
 //! WGSL `override` constants. Which block is fastest depends on the adapter and the layer, so the first
 //! convolution of each layer-shape class (kind, kernel, stride, and channel counts and width rounded up to
 //! powers of two) times the 2-3 [`ConvTile::candidates`] on a reduced copy of the problem and caches the
 //! winner in the [`Context`] ([`Context::tuned_all`] lists them). Tuning costs a few pipeline compilations
-//! per class at first use; `CORRFLOW_CONV_TUNE=0` skips it and takes the first candidate. Convolutions of
+//! per class at first use; a [`Policy`](crate::runtime::Policy) with `tune: false` skips it and takes the
+//! first candidate. Convolutions of
 //! under 1e8 FLOPs are not tuned (they take a 16 x 8 block, or the first candidate for fewer channels).
 //!
 //! The kernels share weight loads between lanes with subgroup shuffles, so they need
@@ -22,90 +16,17 @@
 
 use std::time::{Duration, Instant};
 
-use super::conv_winograd::WinogradUse;
-use super::{split_groups, u32_of, Slice};
+use super::algo::{ConvTile, WinogradUse};
+use super::desc::{Batched, Geometry, Phase, TiledConv};
 use crate::error::{Error, Result};
+use crate::ops::{i32_of, split_groups, u32_of};
 use crate::runtime::{Context, Kernel, Recorder};
-
-/// Register block of the tiled kernel: `tm` output channels x `tn` output columns per invocation (both
-/// multiples of 4; `tm` at most 32, `tn` at most 16), `wg` invocations per workgroup (all along the pixels;
-/// the workgroup shares one block of channels).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConvTile {
-    pub tm: u32,
-    pub tn: u32,
-    pub wg: u32,
-}
-
-impl ConvTile {
-    /// Every block the kernel supports that is worth measuring, largest first. [`ConvTile::candidates`]
-    /// picks the few that fit a layer.
-    pub const ALL: &'static [ConvTile] = &[
-        ConvTile { tm: 32, tn: 8, wg: 64 },
-        ConvTile { tm: 32, tn: 4, wg: 64 },
-        ConvTile { tm: 16, tn: 8, wg: 64 },
-        ConvTile { tm: 16, tn: 4, wg: 64 },
-        ConvTile { tm: 8, tn: 8, wg: 64 },
-        ConvTile { tm: 8, tn: 4, wg: 64 },
-        ConvTile { tm: 4, tn: 16, wg: 64 },
-        ConvTile { tm: 4, tn: 8, wg: 64 },
-    ];
-
-    /// The blocks measured for a layer with `cout` output channels on an adapter whose subgroups have at
-    /// least `subgroup_min` lanes (each block is a pipeline to compile, so only 2-3 that do not waste most
-    /// of a block on padding channels). The first is the default when tuning is off.
-    ///
-    /// 32-channel blocks need 8 lanes (lane l loads channel quad l % 8). On llvmpipe they were measured
-    /// 0-27 % faster than 16 x 8 on FlowNet's layers with 128 or more output channels (conv3, conv4_1,
-    /// deconv3 most), because one weight load per lane then feeds twice the multiply-adds.
-    pub fn candidates(cout: usize, subgroup_min: u32) -> Vec<ConvTile> {
-        let order: &[(u32, u32)] = if cout >= 32 && subgroup_min >= 8 {
-            &[(32, 8), (16, 8), (32, 4)]
-        } else if cout >= 16 {
-            &[(16, 8), (16, 4), (8, 8)]
-        } else if cout >= 8 {
-            &[(8, 8), (8, 4), (4, 16)]
-        } else {
-            &[(4, 16), (4, 8)]
-        };
-        order.iter().map(|&(tm, tn)| ConvTile { tm, tn, wg: 64 }).collect()
-    }
-
-    /// Whether the kernel can run this block on an adapter allowing `max_invocations` per workgroup with
-    /// subgroups of at least `subgroup_min` lanes. `wg` must be a multiple of 4 so that every subgroup has
-    /// the lanes the weight shuffles read from, and `tm / 4` (the channel quads shared by shuffles) must
-    /// not exceed the subgroup.
-    pub fn supports(&self, max_invocations: u32, subgroup_min: u32) -> bool {
-        let ok = |v: u32, max: u32| (4..=max).contains(&v) && v.is_multiple_of(4);
-        ok(self.tm, Self::max_tm(subgroup_min))
-            && ok(self.tn, 16)
-            && self.wg >= 4
-            && self.wg.is_multiple_of(4)
-            && self.wg <= max_invocations
-    }
-
-    /// The most output channels a block may have with subgroups of at least `subgroup_min` lanes: 4 per
-    /// lane the weight shuffles read from, at most 8 such lanes (wgpu guarantees 4).
-    pub fn max_tm(subgroup_min: u32) -> u32 {
-        4 * subgroup_min.clamp(4, 8)
-    }
-
-    fn encode(&self) -> Vec<u32> {
-        vec![self.tm, self.tn, self.wg]
-    }
-    fn decode(v: &[u32]) -> Option<ConvTile> {
-        match v {
-            [tm, tn, wg] => Some(ConvTile { tm: *tm, tn: *tn, wg: *wg }),
-            _ => None,
-        }
-    }
-}
 
 /// Whether the tiled kernels can run on this device: they share weight loads across lanes with subgroup
 /// shuffles (Vulkan, Metal and DX12 adapters; not GL). Without them [`ConvAlgo::Tiled`] runs the direct
 /// kernels.
 ///
-/// [`ConvAlgo::Tiled`]: super::conv::ConvAlgo::Tiled
+/// [`ConvAlgo::Tiled`]: super::ConvAlgo::Tiled
 pub fn tiled_supported(ctx: &Context) -> bool {
     ctx.device().features().contains(wgpu::Features::SUBGROUP)
 }
@@ -148,156 +69,13 @@ pub struct ConvTiledParams {
     pub w_comp_stride: u32,
 }
 
-/// Which convolution a [`TiledConv`] computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Geometry {
-    /// out[oy] gathers in[oy * stride - pad + ky].
-    Conv,
-    /// out[iy * stride - pad + ky] receives in[iy] (conv_transpose2d), run as stride phases.
-    Transposed,
-}
-
-/// A full convolution for the tiled kernel: input slice, weights in the packed layout
-/// `[(ci * kh + ky) * kw + kx][w_cout4]` of vec4 (`ci` = the input channel of *this* convolution), output
-/// slice (any size for `Transposed`: outputs no tap reaches get the bias).
-pub(crate) struct TiledConv<'a> {
-    pub op: &'static str,
-    pub geometry: Geometry,
-    pub x: Slice<'a>,
-    pub w: &'a wgpu::Buffer,
-    pub w_cout4: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: usize,
-    pub pad: usize,
-    pub out: Slice<'a>,
-    pub bias: Option<&'a wgpu::Buffer>,
-    /// Bound in place of a missing bias (any small storage buffer).
-    pub dummy: &'a wgpu::Buffer,
-    pub leaky: Option<f32>,
-    pub accumulate: bool,
-    /// Whether a layer that qualifies runs as a Winograd convolution (`ops::conv_winograd`).
-    pub winograd: WinogradUse,
-    /// `Some` for the Winograd path's batched GEMM: `x` and `out` are then [comps, C, 1, T] and every
-    /// component has its own weights.
-    pub batched: Option<Batched>,
-}
-
-/// Independent convolutions of one shape in one dispatch (see `conv2d_forward_tiled.wgsl`): component c
-/// reads x, w and out at c * x_stride floats, c * w_stride vec4 and c * out_stride floats.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Batched {
-    pub comps: usize,
-    pub x_stride: usize,
-    pub out_stride: usize,
-    pub w_stride: usize,
-}
-
-/// One dispatch: a gather convolution writing one output stride phase.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Phase {
-    pub taps_h: usize,
-    pub taps_w: usize,
-    pub in_stride: usize,
-    pub pad_y: i64,
-    pub pad_x: i64,
-    pub ky0: usize,
-    pub kx0: usize,
-    pub kstep: i64,
-    pub out_step: usize,
-    pub phase_y: usize,
-    pub phase_x: usize,
-    pub grid_h: usize,
-    pub grid_w: usize,
-}
-
-/// Taps of one stride phase of a transposed conv along one axis: (taps, first kernel index, pad) for
-/// output index o = q s + phase (see the module docs).
-fn transposed_axis(phase: usize, k: usize, s: usize, pad: usize) -> (usize, usize, i64) {
-    let r = (phase + pad) % s;
-    let d = (phase + pad) / s;
-    if r >= k {
-        return (0, 0, 0);
-    }
-    let taps = (k - r).div_ceil(s);
-    (taps, r + s * (taps - 1), taps as i64 - 1 - d as i64)
-}
-
 impl TiledConv<'_> {
-    pub(crate) fn phases(&self) -> Vec<Phase> {
-        let (oh, ow) = (self.out.height(), self.out.width());
-        match self.geometry {
-            Geometry::Conv => vec![Phase {
-                taps_h: self.kh,
-                taps_w: self.kw,
-                in_stride: self.stride,
-                pad_y: self.pad as i64,
-                pad_x: self.pad as i64,
-                ky0: 0,
-                kx0: 0,
-                kstep: 1,
-                out_step: 1,
-                phase_y: 0,
-                phase_x: 0,
-                grid_h: oh,
-                grid_w: ow,
-            }],
-            Geometry::Transposed => {
-                let s = self.stride;
-                let mut phases = Vec::with_capacity(s * s);
-                for py in 0..s.min(oh) {
-                    for px in 0..s.min(ow) {
-                        let (taps_h, ky0, pad_y) = transposed_axis(py, self.kh, s, self.pad);
-                        let (taps_w, kx0, pad_x) = transposed_axis(px, self.kw, s, self.pad);
-                        phases.push(Phase {
-                            taps_h,
-                            taps_w,
-                            in_stride: 1,
-                            pad_y,
-                            pad_x,
-                            ky0,
-                            kx0,
-                            kstep: -(s as i64),
-                            out_step: s,
-                            phase_y: py,
-                            phase_x: px,
-                            grid_h: (oh - py).div_ceil(s),
-                            grid_w: (ow - px).div_ceil(s),
-                        });
-                    }
-                }
-                phases
-            }
-        }
-    }
-
-    /// Multiply-adds of the whole convolution (real taps only) x 2.
-    pub fn flops(&self) -> f64 {
-        let per_pixel: f64 = self.phases().iter().map(|p| (p.taps_h * p.taps_w * p.grid_h * p.grid_w) as f64).sum();
-        2.0 * per_pixel * (self.x.channels * self.out.channels * self.x.batch()) as f64
-    }
-
-    /// The layer-shape class whose tile choice this convolution shares.
-    fn class_key(&self) -> String {
-        let pow2 = |v: usize| v.next_power_of_two();
-        format!(
-            "conv_tiled/{:?}/k{}x{}/s{}/cin{}/cout{}/w{}",
-            self.geometry,
-            self.kh,
-            self.kw,
-            self.stride,
-            pow2(self.x.channels),
-            pow2(self.out.channels),
-            pow2(self.out.width())
-        )
-    }
-
     fn record(&self, rec: &mut Recorder<'_>, tile: ConvTile) -> Result<()> {
         self.record_phases(rec, tile, &self.phases())
     }
 
     /// Records the dispatches of `phases` (some or all of [`TiledConv::phases`]) with `tile`.
-    fn record_phases(&self, rec: &mut Recorder<'_>, tile: ConvTile, phases: &[Phase]) -> Result<()> {
+    pub(crate) fn record_phases(&self, rec: &mut Recorder<'_>, tile: ConvTile, phases: &[Phase]) -> Result<()> {
         let op = self.op;
         let ctx = rec.context();
         let subgroup_min = ctx.adapter().subgroup_min_size;
@@ -324,10 +102,6 @@ impl TiledConv<'_> {
             if ph.grid_h == 0 || ph.grid_w == 0 {
                 continue;
             }
-            let i32_of = |what: &str, v: i64| {
-                i32::try_from(v)
-                    .map_err(|_| Error::InvalidParam { op, message: format!("{what} = {v} exceeds the i32 range") })
-            };
             // A batched GEMM's tensors are [comps, C, 1, T]: one image per component.
             let (batch, comps) = match self.batched {
                 Some(bt) => (1, bt.comps),
@@ -352,13 +126,13 @@ impl TiledConv<'_> {
                 out_step: u32_of(op, "stride", ph.out_step)?,
                 out_phase_y: ph.phase_y as u32,
                 out_phase_x: ph.phase_x as u32,
-                pad_y: i32_of("pad", ph.pad_y)?,
-                pad_x: i32_of("pad", ph.pad_x)?,
+                pad_y: i32_of(op, "pad", ph.pad_y)?,
+                pad_x: i32_of(op, "pad", ph.pad_x)?,
                 w_kh: u32_of(op, "kh", self.kh)?,
                 w_kw: u32_of(op, "kw", self.kw)?,
                 w_ky0: ph.ky0 as u32,
                 w_kx0: ph.kx0 as u32,
-                w_kstep: i32_of("stride", ph.kstep)?,
+                w_kstep: i32_of(op, "stride", ph.kstep)?,
                 has_bias: self.bias.is_some() as u32,
                 leaky: self.leaky.is_some() as u32,
                 slope: self.leaky.unwrap_or(0.0),
@@ -428,36 +202,26 @@ pub(crate) fn workgroup_for(tile_wg: u32, blocks: usize) -> u32 {
     wg
 }
 
-/// Records the convolution with `tile`, or with the block measured fastest for this layer class on this
-/// adapter when `tile` is `None` (measuring it now if this is the first layer of its class).
-/// Phases that qualify ([`super::conv_winograd::applies`]) run in the Winograd form, the others with the
-/// tiled kernel.
-pub(crate) fn tiled_conv(rec: &mut Recorder<'_>, conv: &TiledConv<'_>, tile: Option<ConvTile>) -> Result<()> {
-    let mut direct = Vec::new();
-    for ph in conv.phases() {
-        if !super::conv_winograd::record_phase(rec, conv, &ph)? {
-            direct.push(ph);
-        }
-    }
-    if direct.is_empty() {
-        return Ok(());
-    }
+/// Records `phases` of `conv` (some or all of [`TiledConv::phases`]) with `tile`, or with the block measured
+/// fastest for this layer class on this adapter when `tile` is `None` (measuring it now if this is the first
+/// layer of its class).
+pub(crate) fn record(
+    rec: &mut Recorder<'_>,
+    conv: &TiledConv<'_>,
+    tile: Option<ConvTile>,
+    phases: &[Phase],
+) -> Result<()> {
     let tile = match tile {
         Some(t) => t,
         None => choose_tile(rec.context(), conv)?,
     };
-    conv.record_phases(rec, tile, &direct)
-}
-
-/// Whether first-use tuning is on (`CORRFLOW_CONV_TUNE=0` switches it off: the first candidate is used).
-fn tuning_enabled() -> bool {
-    !matches!(std::env::var("CORRFLOW_CONV_TUNE").as_deref(), Ok("0") | Ok("off") | Ok("false"))
+    conv.record_phases(rec, tile, phases)
 }
 
 /// The tuned tile of this layer's class, measuring the candidates if no choice is cached yet.
 fn choose_tile(ctx: &Context, conv: &TiledConv<'_>) -> Result<ConvTile> {
     let candidates = ConvTile::candidates(conv.out.channels, ctx.adapter().subgroup_min_size);
-    if !tuning_enabled() || candidates.len() < 2 {
+    if !ctx.policy().tune || candidates.len() < 2 {
         return Ok(candidates[0]);
     }
     if conv.flops() < UNTUNED_FLOPS {
@@ -504,22 +268,12 @@ fn measure(ctx: &Context, conv: &TiledConv<'_>, candidates: &[ConvTile]) -> Resu
     let xs = ctx.tensor("conv tuning input", [1, conv.x.channels, in_rows, conv.x.width()])?;
     let outs = ctx.tensor("conv tuning output", [1, conv.out.channels, rows, ow])?;
     let small = TiledConv {
-        op: conv.op,
-        geometry: conv.geometry,
         x: xs.slice_all(),
-        w: conv.w,
-        w_cout4: conv.w_cout4,
-        kh: conv.kh,
-        kw: conv.kw,
-        stride: conv.stride,
-        pad: conv.pad,
         out: outs.slice_all(),
-        bias: conv.bias,
-        dummy: conv.dummy,
-        leaky: conv.leaky,
         accumulate: false,
         winograd: WinogradUse::Never,
         batched: None,
+        ..*conv
     };
     let mut best = (f64::INFINITY, candidates[0]);
     for &tile in candidates {

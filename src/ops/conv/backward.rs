@@ -1,6 +1,6 @@
-//! Backward passes of conv2d and conv_transpose2d, with f64 CPU references beside them.
+//! Backward passes of conv2d and conv_transpose2d (f64 CPU references: `crate::reference::conv`).
 //!
-//! For y = conv(x, w) + b (either kind; PyTorch layouts and semantics, see [`super::conv`]):
+//! For y = conv(x, w) + b (either kind; PyTorch layouts and semantics, see [`super::conv_forward`]):
 //! * input gradient dx: a conv2d's is a transposed conv of dy with the same weights, a transposed conv's is
 //!   a conv2d of dy. Both run on the tiled kernel (`conv2d_forward_tiled`, stride phases for the
 //!   transposed case, so no scatter and no atomics) with the packed weights' channel roles swapped by
@@ -13,57 +13,17 @@
 //!
 //! `dy` is the gradient of the convolution's own output. When the forward pass fused a LeakyReLU
 //! (`ConvSpec::leaky`), first turn the gradient of the activation into that of the pre-activation with
-//! [`super::elementwise::leaky_relu_backward`] on the layer's forward output (for a slope > 0 the output is
+//! [`crate::ops::elementwise::leaky_relu_backward`] on the layer's forward output (for a slope > 0 the output is
 //! positive exactly where the pre-activation is), or call [`conv_backward`], which does it.
 
-use std::sync::Mutex;
-
-use super::conv::{ConvSpec, ConvWeights};
-use super::conv_tiled::{tiled_conv, tiled_supported, Geometry, TiledConv};
-use super::{grid_1d, u32_of, Slice};
+use super::desc::{Geometry, TiledConv};
+use super::tiled::tiled_supported;
+use super::weights::{ConvGrads, ConvWeights};
+use super::{select, winograd};
 use crate::error::{Error, Result};
-use crate::runtime::{Context, HostTensor, Kernel, Recorder, Tensor};
-
-/// Gradients of one conv layer's parameters: `weight` in the packed layout of [`ConvWeights::packed`],
-/// `bias` [cout]. Kernels add into them (`+=`); zero them with [`ConvGrads::zero`] before a step.
-pub struct ConvGrads {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
-}
-
-impl ConvGrads {
-    /// Zeroes both gradients (queued on the device queue, ahead of the next submit).
-    pub fn zero(&self, ctx: &Context) -> Result<()> {
-        ctx.fill(&self.weight, 0.0)?;
-        if let Some(b) = &self.bias {
-            ctx.fill(b, 0.0)?;
-        }
-        Ok(())
-    }
-
-    /// Downloads the weight gradient in PyTorch's layout of `w` and the bias gradient.
-    pub fn download(&self, ctx: &Context, w: &ConvWeights) -> Result<(HostTensor, Option<Vec<f32>>)> {
-        let packed = ctx.download(&self.weight)?;
-        let weight = w.unpack(&packed.data);
-        let bias = match &self.bias {
-            Some(b) => Some(ctx.download(b)?.data),
-            None => None,
-        };
-        Ok((weight, bias))
-    }
-}
-
-impl ConvWeights {
-    /// Zero-filled gradients shaped like these parameters.
-    pub fn new_grads(&self, ctx: &Context, name: &str) -> Result<ConvGrads> {
-        let weight = ctx.tensor(&format!("{name}.grad"), self.packed().shape())?;
-        let bias = match self.bias() {
-            Some(_) => Some(ctx.tensor(&format!("{name}.bias.grad"), [1, 1, 1, self.cout])?),
-            None => None,
-        };
-        Ok(ConvGrads { weight, bias })
-    }
-}
+use crate::ops::{grid_1d, u32_of, Slice};
+use crate::reference::conv::ConvSpec;
+use crate::runtime::{Kernel, Recorder, Tensor};
 
 /// The WGSL `Params` twin of `conv_weights_swap`.
 #[repr(C)]
@@ -132,17 +92,6 @@ pub struct WeightReduceParams {
     pub _pad0: u32,
     pub _pad1: u32,
 }
-
-/// Scratch buffers a layer's backward pass reuses from call to call.
-#[derive(Default)]
-pub(crate) struct BackwardScratch {
-    /// The packed weights with the channel roles swapped (rebuilt at every call: the optimizer moves them).
-    swapped: Option<Tensor>,
-    /// Per-split partial weight gradients.
-    partial: Option<Tensor>,
-}
-
-pub(crate) type ScratchCell = Mutex<BackwardScratch>;
 
 fn op_name(w: &ConvWeights) -> &'static str {
     if w.transposed {
@@ -250,26 +199,25 @@ pub fn conv_backward_data(
     };
     let groups = grid_1d(rec, swapped_len, 256);
     rec.dispatch(Kernel::ConvWeightsSwap, &[], &params, &[w.packed().buffer(), swapped.buffer()], groups)?;
-    let (tile, winograd) = w.algo().tiled_policy();
+    let (tile, winograd) = select::tiled_choice(rec.context(), w.chosen_algo(rec.context()));
+    // The input gradient is the opposite kind of convolution of dy, with the channel roles swapped.
+    let geometry = if w.transposed { Geometry::Conv } else { Geometry::Transposed };
     let conv = TiledConv {
-        op,
-        geometry: if w.transposed { Geometry::Conv } else { Geometry::Transposed },
-        x: dy,
-        w: swapped.buffer(),
-        w_cout4: cin4,
-        kh: w.kh,
-        kw: w.kw,
-        stride: spec.stride,
-        pad: spec.pad,
-        out: dx,
-        bias: None,
-        dummy: w.dummy().buffer(),
-        leaky: None,
         accumulate,
         winograd,
-        batched: None,
+        ..TiledConv::new(
+            op,
+            geometry,
+            dy,
+            swapped.buffer(),
+            cin4,
+            (w.kh, w.kw),
+            (spec.stride, spec.pad),
+            dx,
+            w.dummy().buffer(),
+        )
     };
-    tiled_conv(rec, &conv, tile)
+    select::record(rec, &conv, tile)
 }
 
 /// Records the parameter gradients: `grads.weight += d(loss)/dw` (packed layout) and, when the layer has
@@ -298,25 +246,9 @@ pub fn conv_backward_weight(
     }
     // The forward convolution, described for the Winograd weight gradient (which reads x and dy by it;
     // `w` is not read).
-    let forward = TiledConv {
-        op,
-        geometry: if w.transposed { Geometry::Transposed } else { Geometry::Conv },
-        x,
-        w: grads.weight.buffer(),
-        w_cout4: w.cout4(),
-        kh: w.kh,
-        kw: w.kw,
-        stride: spec.stride,
-        pad: spec.pad,
-        out: dy,
-        bias: None,
-        dummy: w.dummy().buffer(),
-        leaky: None,
-        accumulate: false,
-        winograd: w.algo().tiled_policy().1,
-        batched: None,
-    };
-    if super::conv_winograd::record_weight_grad(rec, &forward, grads.weight.buffer())? {
+    let winograd = select::tiled_choice(rec.context(), w.chosen_algo(rec.context())).1;
+    let forward = TiledConv { winograd, ..w.tiled(op, w.geometry(), x, spec, dy) };
+    if winograd::record_weight_grad(rec, &forward, grads.weight.buffer())? {
         return Ok(());
     }
     // conv2d: the tapped tensor is x, the plain one dy (its pixels are the reduction); transposed: the reverse.
@@ -446,193 +378,11 @@ pub fn conv_backward(
                 ),
             });
         }
-        super::elementwise::leaky_relu_backward(rec, y, dy, slope)?;
+        crate::ops::elementwise::leaky_relu_backward(rec, y, dy, slope)?;
     }
     conv_backward_weight(rec, x, dy, w, spec, grads)?;
     if let Some(dx) = dx {
         conv_backward_data(rec, dy, w, spec, dx, accumulate_dx)?;
     }
     Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------------
-// f64 CPU references (PyTorch layouts), for gradient checks and for checking the GPU.
-
-/// A 4-D f64 tensor, NCHW: the precision of the references and finite-difference checks.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor64 {
-    pub shape: [usize; 4],
-    pub data: Vec<f64>,
-}
-
-impl Tensor64 {
-    pub fn zeros(shape: [usize; 4]) -> Self {
-        Tensor64 { shape, data: vec![0.0; shape.iter().product()] }
-    }
-    #[inline]
-    pub fn idx(&self, n: usize, c: usize, y: usize, x: usize) -> usize {
-        ((n * self.shape[1] + c) * self.shape[2] + y) * self.shape[3] + x
-    }
-    pub fn from_f32(t: &HostTensor) -> Self {
-        Tensor64 { shape: t.shape, data: t.data.iter().map(|&v| v as f64).collect() }
-    }
-    pub fn to_f32(&self) -> HostTensor {
-        HostTensor { shape: self.shape, data: self.data.iter().map(|&v| v as f32).collect() }
-    }
-}
-
-/// Calls `f(oy, ox, iy, ix, ky, kx)` for every tap of a conv2d (out[oy] gathers in[oy s - pad + ky]) that
-/// lands inside the input; the transposed conv uses the same pairs with input and output exchanged.
-fn for_each_tap(
-    out_hw: (usize, usize),
-    in_hw: (usize, usize),
-    k: (usize, usize),
-    stride: usize,
-    pad: usize,
-    mut f: impl FnMut(usize, usize, usize, usize, usize, usize),
-) {
-    for oy in 0..out_hw.0 {
-        for ky in 0..k.0 {
-            let iy = (oy * stride + ky) as isize - pad as isize;
-            if iy < 0 || iy >= in_hw.0 as isize {
-                continue;
-            }
-            for ox in 0..out_hw.1 {
-                for kx in 0..k.1 {
-                    let ix = (ox * stride + kx) as isize - pad as isize;
-                    if ix < 0 || ix >= in_hw.1 as isize {
-                        continue;
-                    }
-                    f(oy, ox, iy as usize, ix as usize, ky, kx);
-                }
-            }
-        }
-    }
-}
-
-/// conv2d forward in f64: x [N, cin, H, W], w [cout, cin, kh, kw], no activation.
-pub fn conv2d_f64(x: &Tensor64, w: &Tensor64, bias: Option<&[f64]>, stride: usize, pad: usize) -> Tensor64 {
-    let [n, cin, h, wd] = x.shape;
-    let [cout, _, kh, kw] = w.shape;
-    let oh = (h + 2 * pad).saturating_sub(kh) / stride + 1;
-    let ow = (wd + 2 * pad).saturating_sub(kw) / stride + 1;
-    let mut y = Tensor64::zeros([n, cout, oh, ow]);
-    for b in 0..n {
-        for co in 0..cout {
-            let bv = bias.map_or(0.0, |bb| bb[co]);
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let i = y.idx(b, co, oy, ox);
-                    y.data[i] = bv;
-                }
-            }
-            for ci in 0..cin {
-                for_each_tap((oh, ow), (h, wd), (kh, kw), stride, pad, |oy, ox, iy, ix, ky, kx| {
-                    let i = y.idx(b, co, oy, ox);
-                    y.data[i] += x.data[x.idx(b, ci, iy, ix)] * w.data[w.idx(co, ci, ky, kx)];
-                });
-            }
-        }
-    }
-    y
-}
-
-/// Backward of [`conv2d_f64`]: (dx, dw, db) for the output gradient dy.
-pub fn conv2d_backward_f64(
-    x: &Tensor64,
-    w: &Tensor64,
-    dy: &Tensor64,
-    stride: usize,
-    pad: usize,
-) -> (Tensor64, Tensor64, Vec<f64>) {
-    let [n, cin, h, wd] = x.shape;
-    let [cout, _, kh, kw] = w.shape;
-    let [_, _, oh, ow] = dy.shape;
-    let mut dx = Tensor64::zeros(x.shape);
-    let mut dw = Tensor64::zeros(w.shape);
-    let mut db = vec![0.0; cout];
-    for b in 0..n {
-        for (co, db) in db.iter_mut().enumerate() {
-            let start = dy.idx(b, co, 0, 0);
-            *db += dy.data[start..start + oh * ow].iter().sum::<f64>();
-            for ci in 0..cin {
-                for_each_tap((oh, ow), (h, wd), (kh, kw), stride, pad, |oy, ox, iy, ix, ky, kx| {
-                    let g = dy.data[dy.idx(b, co, oy, ox)];
-                    let (xi, wi) = (x.idx(b, ci, iy, ix), w.idx(co, ci, ky, kx));
-                    dx.data[xi] += g * w.data[wi];
-                    dw.data[wi] += g * x.data[xi];
-                });
-            }
-        }
-    }
-    (dx, dw, db)
-}
-
-/// conv_transpose2d forward in f64: x [N, cin, H, W], w [cin, cout, kh, kw]; the output is the top-left
-/// `out_hw` window of the full (H - 1) stride - 2 pad + k size (FlowNet's crop).
-pub fn conv_transpose2d_f64(
-    x: &Tensor64,
-    w: &Tensor64,
-    bias: Option<&[f64]>,
-    stride: usize,
-    pad: usize,
-    out_hw: (usize, usize),
-) -> Tensor64 {
-    let [n, cin, h, wd] = x.shape;
-    let [_, cout, kh, kw] = w.shape;
-    let mut y = Tensor64::zeros([n, cout, out_hw.0, out_hw.1]);
-    for b in 0..n {
-        for co in 0..cout {
-            let bv = bias.map_or(0.0, |bb| bb[co]);
-            let start = y.idx(b, co, 0, 0);
-            for v in &mut y.data[start..start + out_hw.0 * out_hw.1] {
-                *v = bv;
-            }
-            for ci in 0..cin {
-                // y[iy s - pad + ky] += x[iy] w: the conv2d tap relation with y as the gathered-from side.
-                for_each_tap((h, wd), out_hw, (kh, kw), stride, pad, |iy, ix, oy, ox, ky, kx| {
-                    let i = y.idx(b, co, oy, ox);
-                    y.data[i] += x.data[x.idx(b, ci, iy, ix)] * w.data[w.idx(ci, co, ky, kx)];
-                });
-            }
-        }
-    }
-    y
-}
-
-/// Backward of [`conv_transpose2d_f64`]: (dx, dw, db) for the (cropped) output gradient dy.
-pub fn conv_transpose2d_backward_f64(
-    x: &Tensor64,
-    w: &Tensor64,
-    dy: &Tensor64,
-    stride: usize,
-    pad: usize,
-) -> (Tensor64, Tensor64, Vec<f64>) {
-    let [n, cin, h, wd] = x.shape;
-    let [_, cout, kh, kw] = w.shape;
-    let [_, _, oh, ow] = dy.shape;
-    let mut dx = Tensor64::zeros(x.shape);
-    let mut dw = Tensor64::zeros(w.shape);
-    let mut db = vec![0.0; cout];
-    for b in 0..n {
-        for (co, db) in db.iter_mut().enumerate() {
-            let start = dy.idx(b, co, 0, 0);
-            *db += dy.data[start..start + oh * ow].iter().sum::<f64>();
-            for ci in 0..cin {
-                for_each_tap((h, wd), (oh, ow), (kh, kw), stride, pad, |iy, ix, oy, ox, ky, kx| {
-                    let g = dy.data[dy.idx(b, co, oy, ox)];
-                    let (xi, wi) = (x.idx(b, ci, iy, ix), w.idx(ci, co, ky, kx));
-                    dx.data[xi] += g * w.data[wi];
-                    dw.data[wi] += g * x.data[xi];
-                });
-            }
-        }
-    }
-    (dx, dw, db)
-}
-
-/// LeakyReLU backward in f64 from the pre-activation: dz = dy where z > 0, slope dy elsewhere (PyTorch).
-pub fn leaky_relu_backward_f64(z: &Tensor64, dy: &Tensor64, slope: f64) -> Tensor64 {
-    let data = z.data.iter().zip(&dy.data).map(|(&zv, &g)| if zv > 0.0 { g } else { g * slope }).collect();
-    Tensor64 { shape: dy.shape, data }
 }
