@@ -16,6 +16,7 @@ mod export;
 mod flow;
 mod gen;
 mod info;
+mod matching;
 mod train;
 
 use std::process::ExitCode;
@@ -51,6 +52,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a trained checkpoint as a model file to ship (f16 storage, checked against the f32 flow).
     Export(export::ExportArgs),
+    /// Dense matches between two images (mutual nearest neighbours of dense descriptors), as CSV and a picture.
+    Match(matching::MatchArgs),
+    /// Matching accuracy (MMA at 1-10 px) and Recall@K on image pairs with known homographies.
+    EvalMatch(matching::EvalMatchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -63,6 +68,8 @@ pub fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
+        Command::Match(args) => matching::run_match(args),
+        Command::EvalMatch(args) => matching::run_eval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,9 @@
 //! of `f32` compared by Euclidean distance.
 
 pub mod cpu;
+pub mod dense;
 pub mod draw;
+pub mod evaluate;
 pub mod metrics;
 pub mod raw;
 
