@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod flow;
+pub mod graph;
 pub mod host;
 pub mod io;
 pub mod metrics;

@@ -112,9 +112,9 @@ fn random_weights(arch: &Arch, seed: u64) -> Weights {
         let shape = l.weight_shape();
         let fan_in = (l.cin * l.k * l.k) as f32;
         let n: usize = shape.iter().product();
-        tensors.push((l.weight_name(), shape.to_vec(), (0..n).map(|_| rng.uniform() * 2.0 / fan_in.sqrt()).collect()));
-        if l.bias {
-            tensors.push((l.bias_name(), vec![l.cout], (0..l.cout).map(|_| rng.uniform() * 0.1).collect()));
+        tensors.push((l.weight_name, shape.to_vec(), (0..n).map(|_| rng.uniform() * 2.0 / fan_in.sqrt()).collect()));
+        if let Some(bias) = l.bias_name {
+            tensors.push((bias, vec![l.cout], (0..l.cout).map(|_| rng.uniform() * 0.1).collect()));
         }
     }
     Weights::from_tensors("random", tensors)
