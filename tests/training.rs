@@ -177,3 +177,19 @@ fn a_diverged_step_is_an_error_and_leaves_the_weights_alone() {
         assert_eq!(after.get(name, &shape).unwrap(), weights.get(name, &shape).unwrap(), "{name} changed");
     }
 }
+
+#[test]
+fn recorded_steps_are_bounded_per_batch_shape() {
+    let Some(ctx) = gpu_with_subgroups() else { return };
+    use corrflow::models::flownet::{Arch, Variant};
+    let weights = Arch::new(Variant::S, 0.0625).init_weights(6);
+    let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights).unwrap(), TrainConfig::default()).unwrap();
+    let zeros = |n, c| corrflow::HostTensor::zeros([n, c, 64, 64]);
+    for n in 1..=3 {
+        let batch = TrainBatch { frame_a: zeros(n, 3), frame_b: zeros(n, 3), flow: zeros(n, 2) };
+        trainer.compute_gradients(ctx, &batch).unwrap();
+        assert_eq!(trainer.cached_plans(), n.min(corrflow::training::DEFAULT_TRAIN_PLANS));
+    }
+    trainer.set_plan_capacity(1);
+    assert_eq!(trainer.cached_plans(), 1);
+}

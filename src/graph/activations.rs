@@ -8,6 +8,8 @@ use crate::runtime::{Context, Tensor};
 
 /// The activations (or, laid out the same way, their gradients) of one graph at one input shape.
 pub struct Activations {
+    /// The graph's id (its handles'), to refuse others'.
+    graph: u32,
     shapes: Vec<[usize; 4]>,
     /// For each activation: the activation owning its tensor, and its first channel there.
     storage: Vec<(Act, usize)>,
@@ -20,20 +22,29 @@ impl Activations {
     /// buffers.
     pub fn new(ctx: &Context, graph: &Graph, inputs: &[[usize; 4]], what: &str) -> Result<Self> {
         let shapes = graph.shapes(inputs)?;
-        let storage: Vec<(Act, usize)> = (0..shapes.len()).map(|i| graph.storage(Act(i))).collect();
+        let acts: Vec<Act> = (0..shapes.len()).filter_map(|i| graph.act(i)).collect();
+        let storage: Vec<(Act, usize)> = acts.iter().filter_map(|&a| graph.storage(a)).collect();
         let mut tensors = Vec::with_capacity(shapes.len());
         for (i, shape) in shapes.iter().enumerate() {
-            tensors.push(if storage[i].0 == Act(i) {
-                Some(ctx.tensor(&format!("{what} {}", graph.label(Act(i))), *shape)?)
+            tensors.push(if storage[i].0 == acts[i] {
+                Some(ctx.tensor(&format!("{what} {}", graph.label(acts[i])), *shape)?)
             } else {
                 None
             });
         }
-        Ok(Activations { shapes, storage, tensors })
+        Ok(Activations { graph: acts.first().map_or(0, |a| a.1), shapes, storage, tensors })
     }
 
     fn missing(a: Act) -> Error {
         Error::InvalidParam { op: "activations", message: format!("activation {a:?} is not of this graph") }
+    }
+
+    fn index(&self, a: Act) -> Result<usize> {
+        if a.1 == self.graph && a.0 < self.shapes.len() {
+            Ok(a.0)
+        } else {
+            Err(Self::missing(a))
+        }
     }
 
     /// Shapes of every activation (indexed by [`Act::index`]).
@@ -42,24 +53,24 @@ impl Activations {
     }
 
     pub fn shape(&self, a: Act) -> Result<[usize; 4]> {
-        self.shapes.get(a.0).copied().ok_or_else(|| Self::missing(a))
+        Ok(self.shapes[self.index(a)?])
     }
 
     /// The tensor holding `a` (its own, or the concatenation's it is part of).
     pub fn holder(&self, a: Act) -> Result<&Tensor> {
-        let (root, _) = self.storage.get(a.0).ok_or_else(|| Self::missing(a))?;
+        let (root, _) = self.storage[self.index(a)?];
         self.tensors[root.0].as_ref().ok_or_else(|| Self::missing(a))
     }
 
     /// `a` as a channel slice of the tensor holding it.
     pub fn slice(&self, a: Act) -> Result<Slice<'_>> {
-        let (_, offset) = *self.storage.get(a.0).ok_or_else(|| Self::missing(a))?;
-        self.holder(a)?.slice(offset, self.shapes[a.0][1])
+        let i = self.index(a)?;
+        self.holder(a)?.slice(self.storage[i].1, self.shapes[i][1])
     }
 
     /// `a`'s own tensor (an error for a part of a concatenation: use [`Activations::slice`]).
     pub fn tensor(&self, a: Act) -> Result<&Tensor> {
-        self.tensors.get(a.0).and_then(Option::as_ref).ok_or_else(|| Error::InvalidParam {
+        self.tensors[self.index(a)?].as_ref().ok_or_else(|| Error::InvalidParam {
             op: "activations",
             message: format!("activation {a:?} has no tensor of its own (it is part of a concatenation)"),
         })

@@ -57,8 +57,9 @@ pub struct CpuActivations {
 }
 
 impl CpuActivations {
-    pub fn get(&self, a: Act) -> &Tensor64 {
-        &self.values[a.index()]
+    /// The activation `a` (`None` for a handle of a larger graph).
+    pub fn get(&self, a: Act) -> Option<&Tensor64> {
+        self.values.get(a.index())
     }
     /// The graph's outputs, in order.
     pub fn outputs(&self, graph: &Graph) -> Vec<Tensor64> {

@@ -46,10 +46,10 @@ use crate::error::{Error, Result};
 use crate::models::Weights;
 use crate::reference::conv::ConvSpec;
 
-/// An activation of a graph: a graph input, a node's output or a concatenation. Handles are only meaningful
-/// for the graph (builder) that made them.
+/// An activation of a graph: a graph input, a node's output or a concatenation. A handle belongs to the
+/// graph (builder) that made it; the others refuse it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Act(usize);
+pub struct Act(usize, u32);
 
 impl Act {
     /// Index into per-activation tables such as [`Graph::shapes`].
@@ -61,7 +61,7 @@ impl Act {
 /// A layer's parameters ([`ConvLayer`]), shared by every node that uses it (a Siamese tower applies one
 /// layer to both frames; its gradients collect both contributions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LayerId(usize);
+pub struct LayerId(usize, u32);
 
 impl LayerId {
     pub fn index(self) -> usize {
@@ -202,15 +202,23 @@ impl Node {
 
 /// Builds a [`Graph`]. Methods return handles at once; the first wiring error (channel counts that do not
 /// fit, a handle of another graph, ...) is kept and returned by [`GraphBuilder::finish`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GraphBuilder {
     graph: Graph,
     error: Option<Error>,
 }
 
+impl Default for GraphBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl GraphBuilder {
     pub fn new() -> Self {
-        Self::default()
+        static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        GraphBuilder { graph: Graph { id, ..Default::default() }, error: None }
     }
 
     fn fail(&mut self, message: String) {
@@ -221,11 +229,11 @@ impl GraphBuilder {
 
     fn push_value(&mut self, channels: usize, producer: Producer, label: String) -> Act {
         self.graph.values.push(Value { channels, producer, label, member_of: None });
-        Act(self.graph.values.len() - 1)
+        Act(self.graph.values.len() - 1, self.graph.id)
     }
 
     fn valid(&mut self, a: Act) -> bool {
-        let ok = a.0 < self.graph.values.len();
+        let ok = a.1 == self.graph.id && a.0 < self.graph.values.len();
         if !ok {
             self.fail(format!("activation {a:?} does not belong to this graph"));
         }
@@ -241,6 +249,9 @@ impl GraphBuilder {
 
     /// Channels of an activation (0 for a handle of another graph).
     pub fn channels(&self, a: Act) -> usize {
+        if a.1 != self.graph.id {
+            return 0;
+        }
         self.graph.values.get(a.0).map_or(0, |v| v.channels)
     }
 
@@ -260,12 +271,12 @@ impl GraphBuilder {
             self.fail(format!("layer `{}`: channels, kernel and stride must be positive", layer.name));
         }
         self.graph.layers.push(layer);
-        LayerId(self.graph.layers.len() - 1)
+        LayerId(self.graph.layers.len() - 1, self.graph.id)
     }
 
     /// The layer registered as `id`.
     pub fn layer_def(&self, id: LayerId) -> Option<&ConvLayer> {
-        self.graph.layers.get(id.0)
+        self.graph.layer(id)
     }
 
     /// Applies `op` to `inputs`: the general form every op kind's builder method ([`GraphBuilder::conv`],
@@ -279,7 +290,7 @@ impl GraphBuilder {
             channels.push(self.graph.values[a.0].channels);
         }
         if let Some(id) = op.layer() {
-            if id.0 >= self.graph.layers.len() {
+            if self.graph.layer(id).is_none() {
                 self.fail(format!("{}: layer {id:?} does not belong to this graph", op.label()));
             }
         }
@@ -369,6 +380,8 @@ impl GraphBuilder {
 /// A finished network description (see the module docs). Cheap to build; independent of any device.
 #[derive(Debug, Default)]
 pub struct Graph {
+    /// Tells this graph's handles from others'.
+    id: u32,
     values: Vec<Value>,
     nodes: Vec<Node>,
     layers: Vec<ConvLayer>,
@@ -392,7 +405,22 @@ impl Graph {
         &self.layers
     }
     pub fn layer(&self, id: LayerId) -> Option<&ConvLayer> {
+        if id.1 != self.id {
+            return None;
+        }
         self.layers.get(id.0)
+    }
+
+    /// The handle of activation number `index` (see [`Act::index`]).
+    pub fn act(&self, index: usize) -> Option<Act> {
+        (index < self.values.len()).then_some(Act(index, self.id))
+    }
+
+    fn value(&self, a: Act) -> Option<&Value> {
+        if a.1 != self.id {
+            return None;
+        }
+        self.values.get(a.0)
     }
     pub fn num_params(&self) -> usize {
         self.layers.iter().map(ConvLayer::num_params).sum()
@@ -402,29 +430,29 @@ impl Graph {
         self.values.len()
     }
     pub fn channels(&self, a: Act) -> usize {
-        self.values.get(a.0).map_or(0, |v| v.channels)
+        self.value(a).map_or(0, |v| v.channels)
     }
     /// A label of the activation (its input name, its producer's label, or the parts of a concatenation).
     pub fn label(&self, a: Act) -> &str {
-        self.values.get(a.0).map_or("?", |v| v.label.as_str())
+        self.value(a).map_or("?", |v| v.label.as_str())
     }
 
     /// The members of `a` if it is a concatenation.
     pub fn concat_parts(&self, a: Act) -> Option<&[Act]> {
-        match &self.values.get(a.0)?.producer {
+        match &self.value(a)?.producer {
             Producer::Concat(parts) => Some(parts),
             _ => None,
         }
     }
 
     /// Where `a` is stored: the activation owning the tensor (itself, or the outermost concatenation it is
-    /// part of) and its first channel there.
-    pub fn storage(&self, a: Act) -> (Act, usize) {
+    /// part of) and its first channel there; `None` for a handle of another graph.
+    pub fn storage(&self, a: Act) -> Option<(Act, usize)> {
         let mut at = (a, 0);
-        while let Some((cat, offset)) = self.values[at.0 .0].member_of {
+        while let Some((cat, offset)) = self.value(at.0)?.member_of {
             at = (cat, at.1 + offset);
         }
-        at
+        Some(at)
     }
 
     /// The shape of every activation for inputs of `inputs` shapes (one per graph input, in order).

@@ -150,8 +150,9 @@ impl Network {
         let algo = self.conv_algo(rec.context());
         // Which gradient tensors have been written (by the loss, then by each node's backward).
         let mut written = vec![false; g.num_values()];
+        let root = |a: Act| g.storage(a).map_or(0, |(r, _)| r.index());
         for &o in g.outputs() {
-            written[g.storage(o).0.index()] = true;
+            written[root(o)] = true;
         }
         for node in g.nodes().iter().rev() {
             let (op, out) = (node.op(), node.output());
@@ -164,7 +165,7 @@ impl Network {
             let mut fresh = Vec::with_capacity(inputs.len());
             for (i, &a) in node.inputs().iter().enumerate() {
                 d_inputs.push(if op.reads(i) && needs[a.index()] { Some(grads.slice(a)?) } else { None });
-                fresh.push(!written[g.storage(a).0.index()]);
+                fresh.push(!written[root(a)]);
             }
             let io = GpuBackward {
                 inputs,
@@ -180,7 +181,7 @@ impl Network {
             op.backward(rec, &io)?;
             for (i, &a) in node.inputs().iter().enumerate() {
                 if io.d_inputs[i].is_some() {
-                    written[g.storage(a).0.index()] = true;
+                    written[root(a)] = true;
                 }
             }
         }
