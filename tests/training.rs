@@ -140,7 +140,7 @@ fn loader_reads_flyingchairs_folder_and_synthetic_pairs() {
     );
     let chairs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flyingchairs");
     if !chairs.exists() {
-        eprintln!("skipping the folder loader: {} not found", chairs.display());
+        common::skip(format!("the folder loader: {} not found", chairs.display()));
         return;
     }
     let samples = scan_folder(&chairs).unwrap();

@@ -42,9 +42,9 @@ pub(crate) fn normalise(img: &image::DynamicImage) -> HostTensor {
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     let mut t = HostTensor::zeros([1, 3, h, w]);
     for (x, y, p) in rgb.enumerate_pixels() {
-        for c in 0..3 {
+        for (c, mean) in RGB_MEAN.iter().enumerate() {
             let i = t.idx(0, c, y as usize, x as usize);
-            t.data[i] = p.0[c] - RGB_MEAN[c];
+            t.data[i] = p.0[c] - mean;
         }
     }
     t
