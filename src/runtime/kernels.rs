@@ -1,6 +1,6 @@
 //! The registry of WGSL kernels: one line per kernel names its file under `shaders/` (compiled into the
 //! binary with `include_str!`, so no shader text is ever assembled at run time), its parameter struct (the
-//! Rust twin of the WGSL `Params`, declared with [`gpu_params!`](super::params)) and the device features it
+//! Rust twin of the WGSL `Params`, declared with `gpu_params!`, see [`GpuParams`](super::GpuParams)) and the device features it
 //! needs. Adding a kernel is adding its line; `tests/shaders.rs` then validates the WGSL with naga and
 //! compares its `Params` with the Rust twin field by field, and [`Recorder::dispatch`](super::Recorder)
 //! refuses a parameter struct that is not the kernel's.

@@ -13,7 +13,7 @@ pub struct ParamField {
     pub size: usize,
 }
 
-/// A kernel parameter struct (declare it with [`gpu_params!`]).
+/// A kernel parameter struct (declare it with the crate's `gpu_params!` macro).
 pub trait GpuParams: bytemuck::Pod {
     /// The Rust type's name, for error messages.
     const NAME: &'static str;
