@@ -6,6 +6,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod flow;
+pub mod graph;
 pub mod host;
 pub mod io;
 pub mod matching;

@@ -139,7 +139,7 @@ fn command_line_errors_are_messages_not_panics() {
 fn command_line_reproduces_fixture_flow() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/flownets_w0.125");
     if !dir.exists() {
-        eprintln!("skipping: {} not found", dir.display());
+        common::skip(format!("{} not found", dir.display()));
         return;
     }
     if gpu().is_none() {

@@ -465,7 +465,7 @@ fn check_backward(ctx: &Context, seed: u64, l: Layer, algo: ConvAlgo, accumulate
 fn backward_supported(ctx: &Context) -> bool {
     let ok = corrflow::ops::conv::tiled_supported(ctx);
     if !ok {
-        eprintln!("skipping conv backward GPU checks: adapter `{}` has no subgroup operations", ctx.adapter().name);
+        common::skip(format!("conv backward GPU checks: adapter `{}` has no subgroup operations", ctx.adapter().name));
     }
     ok
 }

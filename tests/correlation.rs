@@ -331,7 +331,7 @@ fn row_bands_give_the_same_answer() {
     // budget on a layer that is fast on llvmpipe.
     let Some(ctx) = gpu() else { return };
     if !subgroup_tiling_available(ctx).unwrap() {
-        eprintln!("skipping: the banded path needs subgroups");
+        common::skip("the banded path needs subgroups");
         return;
     }
     let mut rng = Rng::new(29);

@@ -112,9 +112,9 @@ fn random_weights(arch: &Arch, seed: u64) -> Weights {
         let shape = l.weight_shape();
         let fan_in = (l.cin * l.k * l.k) as f32;
         let n: usize = shape.iter().product();
-        tensors.push((l.weight_name(), shape.to_vec(), (0..n).map(|_| rng.uniform() * 2.0 / fan_in.sqrt()).collect()));
-        if l.bias {
-            tensors.push((l.bias_name(), vec![l.cout], (0..l.cout).map(|_| rng.uniform() * 0.1).collect()));
+        tensors.push((l.weight_name, shape.to_vec(), (0..n).map(|_| rng.uniform() * 2.0 / fan_in.sqrt()).collect()));
+        if let Some(bias) = l.bias_name {
+            tensors.push((bias, vec![l.cout], (0..l.cout).map(|_| rng.uniform() * 0.1).collect()));
         }
     }
     Weights::from_tensors("random", tensors)
@@ -158,4 +158,25 @@ fn whole_network_gpu_matches_cpu_reference() {
             assert_close(&format!("{variant} flow{}", k + 2), &got.data, &c.data, 1e-4 * scale, 1e-4);
         }
     }
+}
+
+/// `estimate` on frames of many sizes keeps a bounded number of recorded passes (one per network input
+/// size, least recently used dropped first).
+#[test]
+fn recorded_plans_are_bounded_per_input_size() {
+    let Some(ctx) = gpu() else { return };
+    let net = FlowNet::new(ctx, &Arch::new(Variant::C, 0.0625).init_weights(3)).unwrap();
+    let frame = |w: u32, h: u32| image::DynamicImage::new_rgb8(w, h);
+    let sizes = [(64, 64), (128, 64), (64, 128), (100, 100), (192, 64), (64, 192)];
+    for (i, &(w, h)) in sizes.iter().enumerate() {
+        net.estimate(ctx, &frame(w, h), &frame(w, h)).unwrap();
+        assert_eq!(net.cached_plans(), (i + 1).min(4), "after {} sizes", i + 1);
+    }
+    // 60x60 runs at 64x64 like the first size: dropped by now, recorded again.
+    net.estimate(ctx, &frame(60, 60), &frame(60, 60)).unwrap();
+    assert_eq!(net.cached_plans(), 4);
+    net.set_plan_capacity(2);
+    assert_eq!(net.cached_plans(), 2);
+    let flow = net.estimate(ctx, &frame(64, 192), &frame(64, 192)).unwrap();
+    assert_eq!((flow.width, flow.height, net.cached_plans()), (64, 192, 2));
 }

@@ -2,6 +2,8 @@
 //! error metrics. Expected values are derived in the test from the format or paper definitions, each stated
 //! beside it; real-data checks read ../shared/data and skip (saying so) when it is absent.
 
+mod common;
+
 use corrflow::io::{decode_flo, decode_kitti_flow, encode_flo, encode_kitti_flow, write_atomic};
 use corrflow::io::{read_flo, read_kitti_flow, write_flo, write_kitti_flow};
 use corrflow::metrics::{angular_error, epe, evaluate, fl_all};
@@ -729,7 +731,7 @@ fn weights_header_length_is_checked_first() {
 fn middlebury_dimetrodon_ground_truth() {
     let path = shared_data("middlebury/Dimetrodon/flow10.flo");
     if !path.exists() {
-        println!("skipping: {} not found", path.display());
+        common::skip(format!("{} not found", path.display()));
         return;
     }
     let flow = read_flo(&path).unwrap();
@@ -750,7 +752,7 @@ fn middlebury_dimetrodon_ground_truth() {
 fn kitti_2015_ground_truth() {
     let path = shared_data("kitti2015/000000/flow_gt.png");
     if !path.exists() {
-        println!("skipping: {} not found", path.display());
+        common::skip(format!("{} not found", path.display()));
         return;
     }
     let (flow, valid) = read_kitti_flow(&path).unwrap();

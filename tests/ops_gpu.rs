@@ -230,3 +230,17 @@ fn correlation_cpu_reference_on_hand_values() {
     assert_eq!(&out.data[5 * 3..6 * 3], &[5.0, 12.0, 0.0]);
     assert!(out.data[..9].iter().all(|&v| v == 0.0));
 }
+
+#[test]
+fn a_dispatch_with_another_kernels_parameters_is_refused() {
+    let Some(ctx) = gpu() else { return };
+    let t = ctx.tensor("t", [1, 1, 1, 4]).unwrap();
+    let params = corrflow::ops::elementwise::LeakyReluParams { len: 4, slope: 0.1, _pad0: 0, _pad1: 0 };
+    let mut rec = ctx.recorder("wrong params");
+    let e = rec.dispatch(corrflow::runtime::Kernel::Crop, &[], &params, &[t.buffer(), t.buffer()], [1, 1, 1]);
+    let message = e.unwrap_err().to_string();
+    assert!(
+        message.contains("crop") && message.contains("CropParams") && message.contains("LeakyReluParams"),
+        "{message}"
+    );
+}

@@ -140,7 +140,7 @@ fn loader_reads_flyingchairs_folder_and_synthetic_pairs() {
     );
     let chairs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flyingchairs");
     if !chairs.exists() {
-        eprintln!("skipping the folder loader: {} not found", chairs.display());
+        common::skip(format!("the folder loader: {} not found", chairs.display()));
         return;
     }
     let samples = scan_folder(&chairs).unwrap();
@@ -209,4 +209,20 @@ fn restarted_moments_take_a_first_step_of_at_most_lr() {
     }
     eprintln!("largest first update {largest:.3e} (lr {lr:.0e})");
     assert!(largest <= 1.01 * lr && largest > 0.5 * lr, "first update {largest} with lr {lr}");
+}
+
+#[test]
+fn recorded_steps_are_bounded_per_batch_shape() {
+    let Some(ctx) = gpu_with_subgroups() else { return };
+    use corrflow::models::flownet::{Arch, Variant};
+    let weights = Arch::new(Variant::S, 0.0625).init_weights(6);
+    let mut trainer = Trainer::new(ctx, FlowNet::new(ctx, &weights).unwrap(), TrainConfig::default()).unwrap();
+    let zeros = |n, c| corrflow::HostTensor::zeros([n, c, 64, 64]);
+    for n in 1..=3 {
+        let batch = TrainBatch { frame_a: zeros(n, 3), frame_b: zeros(n, 3), flow: zeros(n, 2) };
+        trainer.compute_gradients(ctx, &batch).unwrap();
+        assert_eq!(trainer.cached_plans(), n.min(corrflow::training::DEFAULT_TRAIN_PLANS));
+    }
+    trainer.set_plan_capacity(1);
+    assert_eq!(trainer.cached_plans(), 1);
 }

@@ -4,16 +4,16 @@
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::runtime::{Context, Kernel};
+use crate::runtime::{gpu_params, Context, Kernel};
 
-/// The WGSL `Params` twin of `fma_peak`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct FmaPeakParams {
-    pub iterations: u32,
-    pub mul: f32,
-    pub add: f32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `fma_peak`.
+    pub struct FmaPeakParams {
+        pub iterations: u32,
+        pub mul: f32,
+        pub add: f32,
+        pub _pad0: u32,
+    }
 }
 
 /// FLOP per invocation per loop iteration of `fma_peak.wgsl` (64 scalar FMAs).

@@ -28,7 +28,7 @@ pub use tiled::{
 
 use super::{grid_1d, u32_of, Slice};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
 /// Choices for the correlation entry points that take them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,26 +51,26 @@ impl Default for CorrelationOptions {
     }
 }
 
-/// The WGSL `Params` twin of the correlation kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CorrelationParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub pad: u32,
-    pub kernel_size: u32,
-    pub max_displacement: u32,
-    pub stride1: u32,
-    pub stride2: u32,
-    pub grid_radius: u32,
-    pub out_c_offset: u32,
-    pub out_c_total: u32,
-    pub leaky: u32,
-    pub slope: f32,
+gpu_params! {
+    /// The WGSL `Params` twin of the correlation kernels.
+    pub struct CorrelationParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub pad: u32,
+        pub kernel_size: u32,
+        pub max_displacement: u32,
+        pub stride1: u32,
+        pub stride2: u32,
+        pub grid_radius: u32,
+        pub out_c_offset: u32,
+        pub out_c_total: u32,
+        pub leaky: u32,
+        pub slope: f32,
+    }
 }
 
 impl CorrelationParams {

@@ -3,15 +3,15 @@
 
 use super::{grid_1d, u32_of, Slice};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct LeakyReluParams {
-    pub len: u32,
-    pub slope: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    pub struct LeakyReluParams {
+        pub len: u32,
+        pub slope: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 /// In-place LeakyReLU over a whole tensor.
@@ -21,17 +21,17 @@ pub fn leaky_relu(rec: &mut Recorder<'_>, t: &Tensor, slope: f32) -> Result<()> 
     rec.dispatch(Kernel::LeakyRelu, &[], &params, &[t.buffer()], groups)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct LeakyReluBackwardParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub c_offset: u32,
-    pub c_total: u32,
-    pub plane: u32,
-    pub slope: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    pub struct LeakyReluBackwardParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub c_offset: u32,
+        pub c_total: u32,
+        pub plane: u32,
+        pub slope: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 /// In place on the channel slice `grad`: multiplies by the LeakyReLU derivative read off the forward
@@ -61,21 +61,21 @@ pub fn leaky_relu_backward(rec: &mut Recorder<'_>, out: &Tensor, grad: Slice<'_>
     rec.dispatch(Kernel::LeakyReluBackward, &[], &params, &[out.buffer(), grad.tensor.buffer()], groups)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CropParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub src_c_offset: u32,
-    pub src_c_total: u32,
-    pub src_h: u32,
-    pub src_w: u32,
-    pub y0: u32,
-    pub x0: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub dst_c_offset: u32,
-    pub dst_c_total: u32,
+gpu_params! {
+    pub struct CropParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub src_c_offset: u32,
+        pub src_c_total: u32,
+        pub src_h: u32,
+        pub src_w: u32,
+        pub y0: u32,
+        pub x0: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub dst_c_offset: u32,
+        pub dst_c_total: u32,
+    }
 }
 
 /// Copies the window of `src` starting at (y0, x0) with `dst`'s height and width into the channel slice

@@ -4,19 +4,19 @@
 
 use super::{grid_1d, u32_of};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct PoolParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub value_scale: f32,
-    pub _pad0: u32,
+gpu_params! {
+    pub struct PoolParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub value_scale: f32,
+        pub _pad0: u32,
+    }
 }
 
 /// `dst = value_scale * adaptive_avg_pool2d(src, dst's size)`.
@@ -41,13 +41,13 @@ pub fn adaptive_avg_pool(rec: &mut Recorder<'_>, src: &Tensor, dst: &Tensor, val
     rec.dispatch(Kernel::AdaptiveAvgPool, &[], &params, &[src.buffer(), dst.buffer()], groups)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct EpeParams {
-    pub batch: u32,
-    pub h: u32,
-    pub w: u32,
-    pub scale: f32,
+gpu_params! {
+    pub struct EpeParams {
+        pub batch: u32,
+        pub h: u32,
+        pub w: u32,
+        pub scale: f32,
+    }
 }
 
 /// One scale of the EPE loss: `terms` gets `scale * ||pred - target||` per pixel ([N h w] values) and
@@ -85,13 +85,13 @@ pub fn epe_loss(
     )
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ReduceParams {
-    pub len: u32,
-    pub out_index: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    pub struct ReduceParams {
+        pub len: u32,
+        pub out_index: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 /// `out[out_index] = sum(data)`.

@@ -3,20 +3,20 @@
 use super::{grid_1d, u32_of};
 use crate::error::{Error, Result};
 pub use crate::reference::optim::AdamConfig;
-use crate::runtime::{Context, Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Context, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin: the per-tensor constants of a step.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct AdamParams {
-    pub len: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin: the per-tensor constants of a step.
+    pub struct AdamParams {
+        pub len: u32,
+        pub beta1: f32,
+        pub beta2: f32,
+        pub eps: f32,
+        pub weight_decay: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
 /// The values that change from step to step, in the 4-float GPU buffer every Adam dispatch reads:

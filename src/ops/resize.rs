@@ -3,19 +3,19 @@
 
 use super::{grid_1d, u32_of};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ResizeParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub value_scale: f32,
-    pub _pad0: u32,
+gpu_params! {
+    pub struct ResizeParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub value_scale: f32,
+        pub _pad0: u32,
+    }
 }
 
 /// Resizes `src` to `dst`'s height and width and multiplies every value by `value_scale`.

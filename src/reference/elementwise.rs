@@ -3,7 +3,7 @@
 
 use crate::host::{HostTensor, Tensor64};
 
-/// CPU reference of [`leaky_relu_backward`] over whole tensors.
+/// CPU reference of [`leaky_relu_backward`](crate::ops::elementwise::leaky_relu_backward) over whole tensors.
 pub fn leaky_relu_backward_cpu(out: &HostTensor, grad: &HostTensor, slope: f32) -> HostTensor {
     let data = out.data.iter().zip(&grad.data).map(|(&y, &g)| if y > 0.0 { g } else { g * slope }).collect();
     HostTensor { shape: grad.shape, data }

@@ -3,7 +3,7 @@
 
 use crate::host::HostTensor;
 
-/// CPU reference of [`adaptive_avg_pool`] (f64 sums).
+/// CPU reference of [`adaptive_avg_pool`](crate::ops::loss::adaptive_avg_pool) (f64 sums).
 pub fn adaptive_avg_pool_cpu(src: &HostTensor, out_h: usize, out_w: usize, value_scale: f32) -> HostTensor {
     let [n, c, ih, iw] = src.shape;
     let mut out = HostTensor::zeros([n, c, out_h, out_w]);
@@ -28,7 +28,7 @@ pub fn adaptive_avg_pool_cpu(src: &HostTensor, out_h: usize, out_w: usize, value
     out
 }
 
-/// CPU reference of [`epe_loss`] in f64: (loss, gradient).
+/// CPU reference of [`epe_loss`](crate::ops::loss::epe_loss) in f64: (loss, gradient).
 pub fn epe_loss_cpu(pred: &HostTensor, target: &HostTensor, scale: f64) -> (f64, HostTensor) {
     let [n, _, h, w] = pred.shape;
     let mut grad = HostTensor::zeros(pred.shape);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::kernels::Kernel;
+use super::params::GpuParams;
 use super::policy::Policy;
 use super::tensor::Tensor;
 use crate::error::{Error, Result};
@@ -422,9 +423,9 @@ impl<'a> Recorder<'a> {
         self.ctx
     }
 
-    /// Records one dispatch of `kernel`: `params` goes to binding 0 as a uniform, `buffers` to
-    /// bindings 1.. in order. `workgroups` is checked against the device limit.
-    pub fn dispatch<P: bytemuck::Pod>(
+    /// Records one dispatch of `kernel`: `params` (the kernel's own parameter struct, see
+    /// [`Kernel::params`]) goes to binding 0 as a uniform, `buffers` to bindings 1.. in order. `workgroups` is checked against the device limit.
+    pub fn dispatch<P: GpuParams>(
         &mut self,
         kernel: Kernel,
         constants: &[(&'static str, f64)],
@@ -432,6 +433,12 @@ impl<'a> Recorder<'a> {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<()> {
+        if kernel.params().type_id != std::any::TypeId::of::<P>() {
+            return Err(Error::Kernel {
+                kernel: kernel.name(),
+                message: format!("takes {} parameters, was given {}", kernel.params().name, P::NAME),
+            });
+        }
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&g| g > max) {
             return Err(Error::InvalidParam {

@@ -1,259 +1,130 @@
-//! The registry of WGSL kernels. Every kernel is one file under `shaders/`, compiled into the binary with
-//! `include_str!` so no shader text is ever assembled from strings at run time.
+//! The registry of WGSL kernels: one line per kernel names its file under `shaders/` (compiled into the
+//! binary with `include_str!`, so no shader text is ever assembled at run time), its parameter struct (the
+//! Rust twin of the WGSL `Params`, declared with `gpu_params!`, see [`GpuParams`](super::GpuParams)) and the device features it
+//! needs. Adding a kernel is adding its line; `tests/shaders.rs` then validates the WGSL with naga and
+//! compares its `Params` with the Rust twin field by field, and [`Recorder::dispatch`](super::Recorder)
+//! refuses a parameter struct that is not the kernel's.
 
-/// One compute kernel (one WGSL file, entry point `main`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kernel {
-    Conv2dForward,
-    ConvTranspose2dForward,
-    Conv2dForwardTiled,
-    WinogradWeights,
-    WinogradInput,
-    WinogradOutput,
-    WinogradGradOutput,
-    WinogradGradWeights,
-    ConvWeightsSwap,
-    ConvBackwardWeight,
-    ConvBackwardWeightReduce,
-    ConvBackwardBias,
-    LeakyRelu,
-    LeakyReluBackward,
-    AdaptiveAvgPool,
-    EpeLoss,
-    ReduceSum,
-    Adam,
-    Crop,
-    ResizeBilinear,
-    CorrelationForwardNaive,
-    CorrelationForward,
-    CorrelationPack,
-    CorrelationGradPack,
-    CorrelationBackwardA,
-    CorrelationBackwardB,
-    CorrelationBackwardANaive,
-    CorrelationBackwardBNaive,
-    SubgroupProbe,
-    FmaPeak,
-    // Metric learning and matching (ops::metric).
-    L2Normalize,
-    L2NormalizeBackward,
-    SampleDescriptors,
-    SampleDescriptorsBackward,
-    SampleDescriptorsBackwardPoints,
-    PairwiseDistance,
-    PairwiseDistanceVec4,
-    PairwiseDistanceWeights,
-    PairwiseDistanceBackward,
-    PairwiseDistanceBackwardVec4,
-    ContrastiveLoss,
-    TripletLoss,
-    TripletLossBackward,
-    ProxyNcaLoss,
-    MinePositives,
-    MineRandomNegatives,
-    MineHardestNegatives,
-    MineSemihardNegatives,
-    MineDistanceWeighted,
-    ClassMeans,
-    MineClassNegatives,
-    NnTop2,
-    NnTop2Subgroup,
-    MutualMatches,
+use super::params::ParamsInfo;
+
+macro_rules! kernels {
+    ($($(#[$doc:meta])* $variant:ident = $file:literal, $params:ty, $features:expr;)*) => {
+        /// One compute kernel (one WGSL file, entry point `main`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Kernel {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Kernel {
+            /// Every kernel, for validation tests and warm-up.
+            pub const ALL: &'static [Kernel] = &[$(Kernel::$variant,)*];
+
+            /// The file name under `shaders/` without extension; also the name used in errors.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kernel::$variant => $file,)*
+                }
+            }
+
+            /// The WGSL source.
+            pub fn source(self) -> &'static str {
+                match self {
+                    $(Kernel::$variant => include_str!(concat!("../../shaders/", $file, ".wgsl")),)*
+                }
+            }
+
+            /// The Rust twin of the kernel's WGSL `Params` struct.
+            pub fn params(self) -> ParamsInfo {
+                match self {
+                    $(Kernel::$variant => ParamsInfo::of::<$params>(),)*
+                }
+            }
+
+            /// Device features the kernel's WGSL needs (its pipeline cannot be built without them).
+            pub fn required_features(self) -> wgpu::Features {
+                match self {
+                    $(Kernel::$variant => $features,)*
+                }
+            }
+        }
+    };
 }
 
-impl Kernel {
-    /// Every kernel, for validation tests and warm-up.
-    pub const ALL: &'static [Kernel] = &[
-        Kernel::Conv2dForward,
-        Kernel::ConvTranspose2dForward,
-        Kernel::Conv2dForwardTiled,
-        Kernel::WinogradWeights,
-        Kernel::WinogradInput,
-        Kernel::WinogradOutput,
-        Kernel::WinogradGradOutput,
-        Kernel::WinogradGradWeights,
-        Kernel::ConvWeightsSwap,
-        Kernel::ConvBackwardWeight,
-        Kernel::ConvBackwardWeightReduce,
-        Kernel::ConvBackwardBias,
-        Kernel::LeakyRelu,
-        Kernel::LeakyReluBackward,
-        Kernel::AdaptiveAvgPool,
-        Kernel::EpeLoss,
-        Kernel::ReduceSum,
-        Kernel::Adam,
-        Kernel::Crop,
-        Kernel::ResizeBilinear,
-        Kernel::CorrelationForwardNaive,
-        Kernel::CorrelationForward,
-        Kernel::CorrelationPack,
-        Kernel::CorrelationGradPack,
-        Kernel::CorrelationBackwardA,
-        Kernel::CorrelationBackwardB,
-        Kernel::CorrelationBackwardANaive,
-        Kernel::CorrelationBackwardBNaive,
-        Kernel::SubgroupProbe,
-        Kernel::FmaPeak,
-        Kernel::L2Normalize,
-        Kernel::L2NormalizeBackward,
-        Kernel::SampleDescriptors,
-        Kernel::SampleDescriptorsBackward,
-        Kernel::SampleDescriptorsBackwardPoints,
-        Kernel::PairwiseDistance,
-        Kernel::PairwiseDistanceVec4,
-        Kernel::PairwiseDistanceWeights,
-        Kernel::PairwiseDistanceBackward,
-        Kernel::PairwiseDistanceBackwardVec4,
-        Kernel::ContrastiveLoss,
-        Kernel::TripletLoss,
-        Kernel::TripletLossBackward,
-        Kernel::ProxyNcaLoss,
-        Kernel::MinePositives,
-        Kernel::MineRandomNegatives,
-        Kernel::MineHardestNegatives,
-        Kernel::MineSemihardNegatives,
-        Kernel::MineDistanceWeighted,
-        Kernel::ClassMeans,
-        Kernel::MineClassNegatives,
-        Kernel::NnTop2,
-        Kernel::NnTop2Subgroup,
-        Kernel::MutualMatches,
-    ];
+use crate::ops::conv::{
+    BiasGradParams, ConvParams, ConvTiledParams, WeightGradParams, WeightReduceParams, WeightSwapParams,
+    WinogradInputParams, WinogradOutputParams, WinogradWeightParams,
+};
+use crate::ops::correlation::{
+    CorrelationBackwardParams, CorrelationGradPackParams, CorrelationPackParams, CorrelationParams,
+    CorrelationTiledParams, SubgroupProbeParams,
+};
+use crate::ops::elementwise::{CropParams, LeakyReluBackwardParams, LeakyReluParams};
+use crate::ops::loss::{EpeParams, PoolParams, ReduceParams};
+use crate::ops::metric::{
+    ClassMeansParams, ClassNegativesParams, ContrastiveParams, DistanceBackwardParams, DistanceParams,
+    DistanceWeightedParams, DistanceWeightsParams, HardestNegativesParams, L2NormalizeParams, MutualParams,
+    NearestTwoParams, PositivesParams, ProxyNcaParams, RandomNegativesParams, SampleParams, SemihardNegativesParams,
+    TripletParams,
+};
+use crate::ops::optim::AdamParams;
+use crate::ops::resize::ResizeParams;
+const NONE: wgpu::Features = wgpu::Features::empty();
+const SUBGROUP: wgpu::Features = wgpu::Features::SUBGROUP;
 
-    /// The file name under `shaders/` without extension; also the name used in errors.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kernel::Conv2dForward => "conv2d_forward",
-            Kernel::ConvTranspose2dForward => "conv_transpose2d_forward",
-            Kernel::Conv2dForwardTiled => "conv2d_forward_tiled",
-            Kernel::WinogradWeights => "winograd_weights",
-            Kernel::WinogradInput => "winograd_input",
-            Kernel::WinogradOutput => "winograd_output",
-            Kernel::WinogradGradOutput => "winograd_grad_output",
-            Kernel::WinogradGradWeights => "winograd_grad_weights",
-            Kernel::ConvWeightsSwap => "conv_weights_swap",
-            Kernel::ConvBackwardWeight => "conv_backward_weight",
-            Kernel::ConvBackwardWeightReduce => "conv_backward_weight_reduce",
-            Kernel::ConvBackwardBias => "conv_backward_bias",
-            Kernel::LeakyRelu => "leaky_relu",
-            Kernel::LeakyReluBackward => "leaky_relu_backward",
-            Kernel::AdaptiveAvgPool => "adaptive_avg_pool",
-            Kernel::EpeLoss => "epe_loss",
-            Kernel::ReduceSum => "reduce_sum",
-            Kernel::Adam => "adam",
-            Kernel::Crop => "crop",
-            Kernel::ResizeBilinear => "resize_bilinear",
-            Kernel::CorrelationForwardNaive => "correlation_forward_naive",
-            Kernel::CorrelationForward => "correlation_forward",
-            Kernel::CorrelationPack => "correlation_pack",
-            Kernel::CorrelationGradPack => "correlation_grad_pack",
-            Kernel::CorrelationBackwardA => "correlation_backward_a",
-            Kernel::CorrelationBackwardB => "correlation_backward_b",
-            Kernel::CorrelationBackwardANaive => "correlation_backward_a_naive",
-            Kernel::CorrelationBackwardBNaive => "correlation_backward_b_naive",
-            Kernel::SubgroupProbe => "subgroup_probe",
-            Kernel::FmaPeak => "fma_peak",
-            Kernel::L2Normalize => "l2_normalize",
-            Kernel::L2NormalizeBackward => "l2_normalize_backward",
-            Kernel::SampleDescriptors => "sample_descriptors",
-            Kernel::SampleDescriptorsBackward => "sample_descriptors_backward",
-            Kernel::SampleDescriptorsBackwardPoints => "sample_descriptors_backward_points",
-            Kernel::PairwiseDistance => "pairwise_distance",
-            Kernel::PairwiseDistanceWeights => "pairwise_distance_weights",
-            Kernel::PairwiseDistanceBackward => "pairwise_distance_backward",
-            Kernel::PairwiseDistanceVec4 => "pairwise_distance_vec4",
-            Kernel::PairwiseDistanceBackwardVec4 => "pairwise_distance_backward_vec4",
-            Kernel::ContrastiveLoss => "contrastive_loss",
-            Kernel::TripletLoss => "triplet_loss",
-            Kernel::TripletLossBackward => "triplet_loss_backward",
-            Kernel::ProxyNcaLoss => "proxy_nca_loss",
-            Kernel::MinePositives => "mine_positives",
-            Kernel::MineRandomNegatives => "mine_random_negatives",
-            Kernel::MineHardestNegatives => "mine_hardest_negatives",
-            Kernel::MineSemihardNegatives => "mine_semihard_negatives",
-            Kernel::MineDistanceWeighted => "mine_distance_weighted",
-            Kernel::ClassMeans => "class_means",
-            Kernel::MineClassNegatives => "mine_class_negatives",
-            Kernel::NnTop2 => "nn_top2",
-            Kernel::NnTop2Subgroup => "nn_top2_subgroup",
-            Kernel::MutualMatches => "mutual_matches",
-        }
-    }
-
-    /// The WGSL source.
-    pub fn source(self) -> &'static str {
-        match self {
-            Kernel::Conv2dForward => include_str!("../../shaders/conv2d_forward.wgsl"),
-            Kernel::ConvTranspose2dForward => include_str!("../../shaders/conv_transpose2d_forward.wgsl"),
-            Kernel::Conv2dForwardTiled => include_str!("../../shaders/conv2d_forward_tiled.wgsl"),
-            Kernel::WinogradWeights => include_str!("../../shaders/winograd_weights.wgsl"),
-            Kernel::WinogradInput => include_str!("../../shaders/winograd_input.wgsl"),
-            Kernel::WinogradOutput => include_str!("../../shaders/winograd_output.wgsl"),
-            Kernel::WinogradGradOutput => include_str!("../../shaders/winograd_grad_output.wgsl"),
-            Kernel::WinogradGradWeights => include_str!("../../shaders/winograd_grad_weights.wgsl"),
-            Kernel::ConvWeightsSwap => include_str!("../../shaders/conv_weights_swap.wgsl"),
-            Kernel::ConvBackwardWeight => include_str!("../../shaders/conv_backward_weight.wgsl"),
-            Kernel::ConvBackwardWeightReduce => include_str!("../../shaders/conv_backward_weight_reduce.wgsl"),
-            Kernel::ConvBackwardBias => include_str!("../../shaders/conv_backward_bias.wgsl"),
-            Kernel::LeakyRelu => include_str!("../../shaders/leaky_relu.wgsl"),
-            Kernel::LeakyReluBackward => include_str!("../../shaders/leaky_relu_backward.wgsl"),
-            Kernel::AdaptiveAvgPool => include_str!("../../shaders/adaptive_avg_pool.wgsl"),
-            Kernel::EpeLoss => include_str!("../../shaders/epe_loss.wgsl"),
-            Kernel::ReduceSum => include_str!("../../shaders/reduce_sum.wgsl"),
-            Kernel::Adam => include_str!("../../shaders/adam.wgsl"),
-            Kernel::Crop => include_str!("../../shaders/crop.wgsl"),
-            Kernel::ResizeBilinear => include_str!("../../shaders/resize_bilinear.wgsl"),
-            Kernel::CorrelationForwardNaive => include_str!("../../shaders/correlation_forward_naive.wgsl"),
-            Kernel::CorrelationForward => include_str!("../../shaders/correlation_forward.wgsl"),
-            Kernel::CorrelationPack => include_str!("../../shaders/correlation_pack.wgsl"),
-            Kernel::CorrelationGradPack => include_str!("../../shaders/correlation_grad_pack.wgsl"),
-            Kernel::CorrelationBackwardA => include_str!("../../shaders/correlation_backward_a.wgsl"),
-            Kernel::CorrelationBackwardB => include_str!("../../shaders/correlation_backward_b.wgsl"),
-            Kernel::CorrelationBackwardANaive => include_str!("../../shaders/correlation_backward_a_naive.wgsl"),
-            Kernel::CorrelationBackwardBNaive => include_str!("../../shaders/correlation_backward_b_naive.wgsl"),
-            Kernel::SubgroupProbe => include_str!("../../shaders/subgroup_probe.wgsl"),
-            Kernel::FmaPeak => include_str!("../../shaders/fma_peak.wgsl"),
-            Kernel::L2Normalize => include_str!("../../shaders/l2_normalize.wgsl"),
-            Kernel::L2NormalizeBackward => include_str!("../../shaders/l2_normalize_backward.wgsl"),
-            Kernel::SampleDescriptors => include_str!("../../shaders/sample_descriptors.wgsl"),
-            Kernel::SampleDescriptorsBackward => include_str!("../../shaders/sample_descriptors_backward.wgsl"),
-            Kernel::SampleDescriptorsBackwardPoints => {
-                include_str!("../../shaders/sample_descriptors_backward_points.wgsl")
-            }
-            Kernel::PairwiseDistance => include_str!("../../shaders/pairwise_distance.wgsl"),
-            Kernel::PairwiseDistanceWeights => include_str!("../../shaders/pairwise_distance_weights.wgsl"),
-            Kernel::PairwiseDistanceBackward => include_str!("../../shaders/pairwise_distance_backward.wgsl"),
-            Kernel::PairwiseDistanceVec4 => include_str!("../../shaders/pairwise_distance_vec4.wgsl"),
-            Kernel::PairwiseDistanceBackwardVec4 => {
-                include_str!("../../shaders/pairwise_distance_backward_vec4.wgsl")
-            }
-            Kernel::ContrastiveLoss => include_str!("../../shaders/contrastive_loss.wgsl"),
-            Kernel::TripletLoss => include_str!("../../shaders/triplet_loss.wgsl"),
-            Kernel::TripletLossBackward => include_str!("../../shaders/triplet_loss_backward.wgsl"),
-            Kernel::ProxyNcaLoss => include_str!("../../shaders/proxy_nca_loss.wgsl"),
-            Kernel::MinePositives => include_str!("../../shaders/mine_positives.wgsl"),
-            Kernel::MineRandomNegatives => include_str!("../../shaders/mine_random_negatives.wgsl"),
-            Kernel::MineHardestNegatives => include_str!("../../shaders/mine_hardest_negatives.wgsl"),
-            Kernel::MineSemihardNegatives => include_str!("../../shaders/mine_semihard_negatives.wgsl"),
-            Kernel::MineDistanceWeighted => include_str!("../../shaders/mine_distance_weighted.wgsl"),
-            Kernel::ClassMeans => include_str!("../../shaders/class_means.wgsl"),
-            Kernel::MineClassNegatives => include_str!("../../shaders/mine_class_negatives.wgsl"),
-            Kernel::NnTop2 => include_str!("../../shaders/nn_top2.wgsl"),
-            Kernel::NnTop2Subgroup => include_str!("../../shaders/nn_top2_subgroup.wgsl"),
-            Kernel::MutualMatches => include_str!("../../shaders/mutual_matches.wgsl"),
-        }
-    }
-
-    /// Device features the kernel's WGSL needs (its pipeline cannot be built without them).
-    pub fn required_features(self) -> wgpu::Features {
-        match self {
-            Kernel::CorrelationForward
-            | Kernel::CorrelationBackwardA
-            | Kernel::CorrelationBackwardB
-            | Kernel::SubgroupProbe => wgpu::Features::SUBGROUP,
-            Kernel::Conv2dForwardTiled | Kernel::ConvBackwardWeight => wgpu::Features::SUBGROUP,
-            Kernel::NnTop2Subgroup => wgpu::Features::SUBGROUP,
-            _ => wgpu::Features::empty(),
-        }
-    }
+kernels! {
+    Conv2dForward = "conv2d_forward", ConvParams, NONE;
+    ConvTranspose2dForward = "conv_transpose2d_forward", ConvParams, NONE;
+    Conv2dForwardTiled = "conv2d_forward_tiled", ConvTiledParams, SUBGROUP;
+    WinogradWeights = "winograd_weights", WinogradWeightParams, NONE;
+    WinogradInput = "winograd_input", WinogradInputParams, NONE;
+    WinogradOutput = "winograd_output", WinogradOutputParams, NONE;
+    WinogradGradOutput = "winograd_grad_output", WinogradOutputParams, NONE;
+    WinogradGradWeights = "winograd_grad_weights", WinogradWeightParams, NONE;
+    ConvWeightsSwap = "conv_weights_swap", WeightSwapParams, NONE;
+    ConvBackwardWeight = "conv_backward_weight", WeightGradParams, SUBGROUP;
+    ConvBackwardWeightReduce = "conv_backward_weight_reduce", WeightReduceParams, NONE;
+    ConvBackwardBias = "conv_backward_bias", BiasGradParams, NONE;
+    LeakyRelu = "leaky_relu", LeakyReluParams, NONE;
+    LeakyReluBackward = "leaky_relu_backward", LeakyReluBackwardParams, NONE;
+    AdaptiveAvgPool = "adaptive_avg_pool", PoolParams, NONE;
+    EpeLoss = "epe_loss", EpeParams, NONE;
+    ReduceSum = "reduce_sum", ReduceParams, NONE;
+    Adam = "adam", AdamParams, NONE;
+    Crop = "crop", CropParams, NONE;
+    ResizeBilinear = "resize_bilinear", ResizeParams, NONE;
+    CorrelationForwardNaive = "correlation_forward_naive", CorrelationParams, NONE;
+    CorrelationForward = "correlation_forward", CorrelationTiledParams, SUBGROUP;
+    CorrelationPack = "correlation_pack", CorrelationPackParams, NONE;
+    CorrelationGradPack = "correlation_grad_pack", CorrelationGradPackParams, NONE;
+    CorrelationBackwardA = "correlation_backward_a", CorrelationBackwardParams, SUBGROUP;
+    CorrelationBackwardB = "correlation_backward_b", CorrelationBackwardParams, SUBGROUP;
+    CorrelationBackwardANaive = "correlation_backward_a_naive", CorrelationParams, NONE;
+    CorrelationBackwardBNaive = "correlation_backward_b_naive", CorrelationParams, NONE;
+    SubgroupProbe = "subgroup_probe", SubgroupProbeParams, SUBGROUP;
+    FmaPeak = "fma_peak", crate::bench::peak::FmaPeakParams, NONE;
+    // Metric learning and matching (ops::metric).
+    L2Normalize = "l2_normalize", L2NormalizeParams, NONE;
+    L2NormalizeBackward = "l2_normalize_backward", L2NormalizeParams, NONE;
+    SampleDescriptors = "sample_descriptors", SampleParams, NONE;
+    SampleDescriptorsBackward = "sample_descriptors_backward", SampleParams, NONE;
+    SampleDescriptorsBackwardPoints = "sample_descriptors_backward_points", SampleParams, NONE;
+    PairwiseDistance = "pairwise_distance", DistanceParams, NONE;
+    PairwiseDistanceVec4 = "pairwise_distance_vec4", DistanceParams, NONE;
+    PairwiseDistanceWeights = "pairwise_distance_weights", DistanceWeightsParams, NONE;
+    PairwiseDistanceBackward = "pairwise_distance_backward", DistanceBackwardParams, NONE;
+    PairwiseDistanceBackwardVec4 = "pairwise_distance_backward_vec4", DistanceBackwardParams, NONE;
+    ContrastiveLoss = "contrastive_loss", ContrastiveParams, NONE;
+    TripletLoss = "triplet_loss", TripletParams, NONE;
+    TripletLossBackward = "triplet_loss_backward", TripletParams, NONE;
+    ProxyNcaLoss = "proxy_nca_loss", ProxyNcaParams, NONE;
+    MinePositives = "mine_positives", PositivesParams, NONE;
+    MineRandomNegatives = "mine_random_negatives", RandomNegativesParams, NONE;
+    MineHardestNegatives = "mine_hardest_negatives", HardestNegativesParams, NONE;
+    MineSemihardNegatives = "mine_semihard_negatives", SemihardNegativesParams, NONE;
+    MineDistanceWeighted = "mine_distance_weighted", DistanceWeightedParams, NONE;
+    ClassMeans = "class_means", ClassMeansParams, NONE;
+    MineClassNegatives = "mine_class_negatives", ClassNegativesParams, NONE;
+    NnTop2 = "nn_top2", NearestTwoParams, NONE;
+    NnTop2Subgroup = "nn_top2_subgroup", NearestTwoParams, SUBGROUP;
+    MutualMatches = "mutual_matches", MutualParams, NONE;
 }

@@ -1,12 +1,13 @@
-//! Training FlowNetS / FlowNetC on the GPU: the multiscale loss, the backward pass of the whole network,
-//! and Adam, recorded once per input shape and replayed every step (two submissions: the gradients, then
-//! the update once the loss is known to be finite).
+//! Training on the GPU: a trainer for any model built as a graph ([`ModelTrainer`], over a [`Model`]: the
+//! network, its batches and its loss), with Adam, the schedule and checkpoints; [`Trainer`] is FlowNet's
+//! (its multiscale loss is in `models::flownet`); data loading for optical flow (`data`). A step (forward,
+//! loss, backward) is recorded once per batch shape and replayed, then the update once the loss is known to
+//! be finite.
 
-mod backward;
 pub mod data;
 pub mod log;
 mod trainer;
 pub mod validate;
 
 pub use data::{DataSource, Loader};
-pub use trainer::{StepReport, TrainBatch, TrainConfig, Trainer};
+pub use trainer::{Model, ModelTrainer, StepReport, TrainBatch, TrainConfig, Trainer, DEFAULT_TRAIN_PLANS};

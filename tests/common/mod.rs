@@ -1,5 +1,9 @@
 //! Test helpers: a seeded generator, a shared GPU context, and element-wise comparison with a stated
 //! tolerance that prints the first mismatches.
+//!
+//! Checks that need a GPU adapter (with subgroups, for the tiled and backward kernels) or the `../shared`
+//! fixtures and data skip with a message when those are absent, except under `CI=true`, where they fail:
+//! a CI run must not pass by checking nothing.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
@@ -9,20 +13,40 @@ use corrflow::Context;
 #[allow(unused_imports)]
 pub use corrflow::data::Rng;
 
-/// One context for the whole test binary; `None` (with a message) when the machine has no adapter.
+/// Whether skipping is forbidden: the environment variable `CI` is `true` (or `1`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports a check skipped for want of a GPU or of `../shared` files; under `CI=true` it fails the test.
+#[track_caller]
+pub fn skip(reason: impl std::fmt::Display) {
+    if in_ci() {
+        panic!("CI=true, so this test may not skip: {reason}");
+    }
+    eprintln!("skipping: {reason}");
+}
+
+/// One context for the whole test binary; `None` (with a message) when the machine has no adapter (a
+/// failure under `CI=true`).
 pub fn gpu() -> Option<&'static Context> {
     static CTX: OnceLock<Option<Context>> = OnceLock::new();
-    CTX.get_or_init(|| match Context::new_blocking() {
-        Ok(c) => {
-            eprintln!("GPU tests run on: {}", c.adapter());
-            Some(c)
-        }
-        Err(e) => {
-            eprintln!("skipping GPU tests: {e}");
-            None
-        }
-    })
-    .as_ref()
+    let ctx = CTX
+        .get_or_init(|| match Context::new_blocking() {
+            Ok(c) => {
+                eprintln!("GPU tests run on: {}", c.adapter());
+                Some(c)
+            }
+            Err(e) => {
+                eprintln!("no GPU adapter: {e}");
+                None
+            }
+        })
+        .as_ref();
+    if ctx.is_none() {
+        skip("no GPU adapter");
+    }
+    ctx
 }
 
 /// The shared context when it offers subgroups, which the tiled and backward kernels need (wgpu's GL
@@ -32,10 +56,10 @@ pub fn gpu_with_subgroups() -> Option<&'static Context> {
     if corrflow::ops::conv::tiled_supported(ctx) {
         Some(ctx)
     } else {
-        eprintln!(
-            "skipping: adapter `{}` has no subgroup operations, which the tiled and backward kernels need",
+        skip(format!(
+            "adapter `{}` has no subgroup operations, which the tiled and backward kernels need",
             ctx.adapter().name
-        );
+        ));
         None
     }
 }
@@ -49,6 +73,7 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel:
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let err = (a - e).abs();
         let tol = abs + rel * e.abs();
+        // NaN fails (a comparison with NaN is false).
         if err.is_nan() || err > tol {
             bad.push((i, e, a));
         }
@@ -67,17 +92,21 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], abs: f32, rel:
     }
 }
 
-/// The fixture folders under `../shared/fixtures` that hold `file`, sorted; `None` (with a message) when
-/// the folder is absent.
+/// The fixture folders under `../shared/fixtures` that hold `file`, sorted; `None` (with a message, a
+/// failure under `CI=true`) when there are none.
 pub fn fixture_dirs(file: &str) -> Option<Vec<std::path::PathBuf>> {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipping fixture checks: {} not found", dir.display());
+        skip(format!("fixture checks: {} not found", dir.display()));
         return None;
     };
     let mut dirs: Vec<std::path::PathBuf> =
         entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join(file).exists()).collect();
     dirs.sort();
+    if dirs.is_empty() {
+        skip(format!("fixture checks: no folder of {} holds {file}", dir.display()));
+        return None;
+    }
     Some(dirs)
 }
 

@@ -10,7 +10,7 @@ pub enum ConvAlgo {
     /// measure against. Forward only: the backward passes always run the tiled kernels.
     Direct,
     /// The implicit-GEMM kernel (`conv2d_forward_tiled`) with the register block measured fastest for the
-    /// layer's shape class on this adapter (measured at first use, cached in the [`Context`]).
+    /// layer's shape class on this adapter (measured at first use, cached in the [`Context`](crate::runtime::Context)).
     #[default]
     Tiled,
     /// The implicit-GEMM kernel with a fixed register block (tests, benches, reproducible runs). Never
@@ -113,7 +113,7 @@ impl ConvTile {
 pub enum WinogradUse {
     /// Never (the direct tiled kernel).
     Never,
-    /// When the layer qualifies and is large enough to gain (see [`AUTO_MIN_FLOPS`], [`AUTO_MIN_TILES`]).
+    /// When the layer qualifies and is large enough to gain (see [`AUTO_MIN_FLOPS`](super::AUTO_MIN_FLOPS), [`AUTO_MIN_TILES`](super::AUTO_MIN_TILES)).
     Auto,
     /// Whenever the layer qualifies, whatever its size (tests).
     Always,

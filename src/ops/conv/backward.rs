@@ -23,74 +23,74 @@ use super::{select, winograd};
 use crate::error::{Error, Result};
 use crate::ops::{grid_1d, u32_of, Slice};
 use crate::reference::conv::ConvSpec;
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin of `conv_weights_swap`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WeightSwapParams {
-    pub na: u32,
-    pub nb: u32,
-    pub taps: u32,
-    pub a4: u32,
-    pub b4: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `conv_weights_swap`.
+    pub struct WeightSwapParams {
+        pub na: u32,
+        pub nb: u32,
+        pub taps: u32,
+        pub a4: u32,
+        pub b4: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `conv_backward_bias`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct BiasGradParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub c_offset: u32,
-    pub c_total: u32,
-    pub plane: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `conv_backward_bias`.
+    pub struct BiasGradParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub c_offset: u32,
+        pub c_total: u32,
+        pub plane: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `conv_backward_weight`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WeightGradParams {
-    pub batch: u32,
-    pub t_c: u32,
-    pub t_h: u32,
-    pub t_w: u32,
-    pub t_c_offset: u32,
-    pub t_c_total: u32,
-    pub p_c: u32,
-    pub p_h: u32,
-    pub p_w: u32,
-    pub p_c_offset: u32,
-    pub p_c_total: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride: u32,
-    pub pad: u32,
-    pub rows_per_split: u32,
-    pub s_ct: u32,
-    pub s_cp: u32,
-    pub s_k: u32,
-    pub partial: u32,
-    pub len: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `conv_backward_weight`.
+    pub struct WeightGradParams {
+        pub batch: u32,
+        pub t_c: u32,
+        pub t_h: u32,
+        pub t_w: u32,
+        pub t_c_offset: u32,
+        pub t_c_total: u32,
+        pub p_c: u32,
+        pub p_h: u32,
+        pub p_w: u32,
+        pub p_c_offset: u32,
+        pub p_c_total: u32,
+        pub kh: u32,
+        pub kw: u32,
+        pub stride: u32,
+        pub pad: u32,
+        pub rows_per_split: u32,
+        pub s_ct: u32,
+        pub s_cp: u32,
+        pub s_k: u32,
+        pub partial: u32,
+        pub len: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `conv_backward_weight_reduce`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WeightReduceParams {
-    pub len: u32,
-    pub splits: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `conv_backward_weight_reduce`.
+    pub struct WeightReduceParams {
+        pub len: u32,
+        pub splits: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 fn op_name(w: &ConvWeights) -> &'static str {

@@ -6,32 +6,32 @@ use super::weights::ConvWeights;
 use crate::error::Result;
 use crate::ops::{u32_of, Slice};
 use crate::reference::conv::ConvSpec;
-use crate::runtime::{Kernel, Recorder};
+use crate::runtime::{gpu_params, Kernel, Recorder};
 
-/// The WGSL `Params` twin shared by both conv kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ConvParams {
-    pub batch: u32,
-    pub cin: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub in_c_offset: u32,
-    pub in_c_total: u32,
-    pub cout: u32,
-    pub cout4: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub out_c_offset: u32,
-    pub out_c_total: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride: u32,
-    pub pad: u32,
-    pub has_bias: u32,
-    pub leaky: u32,
-    pub slope: f32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin shared by both conv kernels.
+    pub struct ConvParams {
+        pub batch: u32,
+        pub cin: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub in_c_offset: u32,
+        pub in_c_total: u32,
+        pub cout: u32,
+        pub cout4: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub out_c_offset: u32,
+        pub out_c_total: u32,
+        pub kh: u32,
+        pub kw: u32,
+        pub stride: u32,
+        pub pad: u32,
+        pub has_bias: u32,
+        pub leaky: u32,
+        pub slope: f32,
+        pub _pad0: u32,
+    }
 }
 
 /// The baseline kernels (shapes already checked by [`conv_forward`]).

@@ -20,7 +20,7 @@ use super::algo::{ConvTile, WinogradUse};
 use super::desc::{Batched, Geometry, Phase, TiledConv};
 use crate::error::{Error, Result};
 use crate::ops::{i32_of, split_groups, u32_of};
-use crate::runtime::{Context, Kernel, Recorder};
+use crate::runtime::{gpu_params, Context, Kernel, Recorder};
 
 /// Whether the tiled kernels can run on this device: they share weight loads across lanes with subgroup
 /// shuffles (Vulkan, Metal and DX12 adapters; not GL). Without them [`ConvAlgo::Tiled`] runs the direct
@@ -31,42 +31,42 @@ pub fn tiled_supported(ctx: &Context) -> bool {
     ctx.device().features().contains(wgpu::Features::SUBGROUP)
 }
 
-/// The WGSL `Params` twin of `conv2d_forward_tiled`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ConvTiledParams {
-    pub batch: u32,
-    pub cin: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub in_c_offset: u32,
-    pub in_c_total: u32,
-    pub cout: u32,
-    pub w_cout4: u32,
-    pub grid_h: u32,
-    pub grid_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub out_c_offset: u32,
-    pub out_c_total: u32,
-    pub out_step: u32,
-    pub out_phase_y: u32,
-    pub out_phase_x: u32,
-    pub pad_y: i32,
-    pub pad_x: i32,
-    pub w_kh: u32,
-    pub w_kw: u32,
-    pub w_ky0: u32,
-    pub w_kx0: u32,
-    pub w_kstep: i32,
-    pub has_bias: u32,
-    pub leaky: u32,
-    pub slope: f32,
-    pub accumulate: u32,
-    pub comps: u32,
-    pub x_comp_stride: u32,
-    pub out_comp_stride: u32,
-    pub w_comp_stride: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `conv2d_forward_tiled`.
+    pub struct ConvTiledParams {
+        pub batch: u32,
+        pub cin: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub in_c_offset: u32,
+        pub in_c_total: u32,
+        pub cout: u32,
+        pub w_cout4: u32,
+        pub grid_h: u32,
+        pub grid_w: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub out_c_offset: u32,
+        pub out_c_total: u32,
+        pub out_step: u32,
+        pub out_phase_y: u32,
+        pub out_phase_x: u32,
+        pub pad_y: i32,
+        pub pad_x: i32,
+        pub w_kh: u32,
+        pub w_kw: u32,
+        pub w_ky0: u32,
+        pub w_kx0: u32,
+        pub w_kstep: i32,
+        pub has_bias: u32,
+        pub leaky: u32,
+        pub slope: f32,
+        pub accumulate: u32,
+        pub comps: u32,
+        pub x_comp_stride: u32,
+        pub out_comp_stride: u32,
+        pub w_comp_stride: u32,
+    }
 }
 
 impl TiledConv<'_> {

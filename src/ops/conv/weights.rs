@@ -11,7 +11,7 @@ use crate::ops::Slice;
 use crate::reference::conv::ConvSpec;
 use crate::runtime::{Context, HostTensor, Tensor};
 
-/// Convolution weights on the GPU, packed once for the kernels: [(ci * kh + ky) * kw + kx][cout4] vec4.
+/// Convolution weights on the GPU, packed once for the kernels: `[(ci * kh + ky) * kw + kx][cout4]` vec4.
 pub struct ConvWeights {
     pub cin: usize,
     pub cout: usize,
@@ -48,7 +48,7 @@ pub fn pack_weights(w: &HostTensor, transposed: bool) -> Vec<f32> {
 
 impl ConvWeights {
     /// Uploads conv2d (`transposed = false`, [cout, cin, kh, kw]) or conv_transpose2d (`true`,
-    /// [cin, cout, kh, kw]) weights and an optional bias [cout].
+    /// [cin, cout, kh, kw]) weights and an optional bias `[cout]`.
     pub fn new(ctx: &Context, name: &str, weight: &HostTensor, bias: Option<&[f32]>, transposed: bool) -> Result<Self> {
         let [a, b, kh, kw] = weight.shape;
         let (cout, cin) = if transposed { (b, a) } else { (a, b) };
@@ -206,7 +206,7 @@ impl ConvWeights {
 }
 
 /// Gradients of one conv layer's parameters: `weight` in the packed layout of [`ConvWeights::packed`],
-/// `bias` [cout]. Kernels add into them (`+=`); zero them with [`ConvGrads::zero`] before a step.
+/// `bias` `[cout]`. Kernels add into them (`+=`); zero them with [`ConvGrads::zero`] before a step.
 pub struct ConvGrads {
     pub weight: Tensor,
     pub bias: Option<Tensor>,

@@ -47,7 +47,7 @@ use super::desc::{Batched, Phase, TiledConv};
 use super::tiled;
 use crate::error::Result;
 use crate::ops::{i32_of, split_groups, u32_of};
-use crate::runtime::{Context, Kernel, Recorder};
+use crate::runtime::{gpu_params, Context, Kernel, Recorder};
 
 /// Output tile side and transform size of F(4x4, 3x3).
 const TILE: usize = 4;
@@ -75,79 +75,79 @@ pub const MIN_GAIN: f64 = 1.4;
 /// 1.8x: no faster), while 3x3 stride 1 (4x) ran 3x faster and 2x2 phases in F(4x4, 2x2) (2.56x) 1.5x.
 pub const WEIGHT_GRAD_MIN_GAIN: f64 = 2.5;
 
-/// The WGSL `Params` twin of `winograd_weights`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WinogradWeightParams {
-    pub kprime: u32,
-    pub cout: u32,
-    pub w_cout4: u32,
-    pub s: u32,
-    pub w_kh: u32,
-    pub w_kw: u32,
-    pub taps_h: u32,
-    pub taps_w: u32,
-    pub ky0: u32,
-    pub kx0: u32,
-    pub kstep: i32,
-    pub total: u32,
-    /// Row length of dU (`winograd_grad_weights` only).
-    pub ld: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `winograd_weights`.
+    pub struct WinogradWeightParams {
+        pub kprime: u32,
+        pub cout: u32,
+        pub w_cout4: u32,
+        pub s: u32,
+        pub w_kh: u32,
+        pub w_kw: u32,
+        pub taps_h: u32,
+        pub taps_w: u32,
+        pub ky0: u32,
+        pub kx0: u32,
+        pub kstep: i32,
+        pub total: u32,
+        /// Row length of dU (`winograd_grad_weights` only).
+        pub ld: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `winograd_input`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WinogradInputParams {
-    pub cin: u32,
-    pub in_c_offset: u32,
-    pub in_c_total: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub s: u32,
-    pub pad_y: i32,
-    pub pad_x: i32,
-    pub kprime: u32,
-    pub tiles_h: u32,
-    pub tiles_w: u32,
-    pub nt: u32,
-    pub n0: u32,
-    pub transposed: u32,
-    /// Row length of V: >= nt, or >= kprime when transposed.
-    pub ld: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `winograd_input`.
+    pub struct WinogradInputParams {
+        pub cin: u32,
+        pub in_c_offset: u32,
+        pub in_c_total: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub s: u32,
+        pub pad_y: i32,
+        pub pad_x: i32,
+        pub kprime: u32,
+        pub tiles_h: u32,
+        pub tiles_w: u32,
+        pub nt: u32,
+        pub n0: u32,
+        pub transposed: u32,
+        /// Row length of V: >= nt, or >= kprime when transposed.
+        pub ld: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `winograd_output` and `winograd_grad_output` (which reads the output tile
-/// geometry and cout4, not the epilogue).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct WinogradOutputParams {
-    pub cout: u32,
-    pub nt: u32,
-    pub tiles_h: u32,
-    pub tiles_w: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub out_c_offset: u32,
-    pub out_c_total: u32,
-    pub n0: u32,
-    pub has_bias: u32,
-    pub leaky: u32,
-    pub slope: f32,
-    pub accumulate: u32,
-    pub grid_h: u32,
-    pub grid_w: u32,
-    pub out_step: u32,
-    pub phase_y: u32,
-    pub phase_x: u32,
-    /// Row length of M (>= nt).
-    pub ld: u32,
-    /// Output-channel quads of dM's rows (`winograd_grad_output` only).
-    pub cout4: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `winograd_output` and `winograd_grad_output` (which reads the output tile
+    /// geometry and cout4, not the epilogue).
+    pub struct WinogradOutputParams {
+        pub cout: u32,
+        pub nt: u32,
+        pub tiles_h: u32,
+        pub tiles_w: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub out_c_offset: u32,
+        pub out_c_total: u32,
+        pub n0: u32,
+        pub has_bias: u32,
+        pub leaky: u32,
+        pub slope: f32,
+        pub accumulate: u32,
+        pub grid_h: u32,
+        pub grid_w: u32,
+        pub out_step: u32,
+        pub phase_y: u32,
+        pub phase_x: u32,
+        /// Row length of M (>= nt).
+        pub ld: u32,
+        /// Output-channel quads of dM's rows (`winograd_grad_output` only).
+        pub cout4: u32,
+    }
 }
 
 /// Whether gather phase `ph` of `conv` is a virtual 3x3 or 2x2 convolution (see the module docs) with at least

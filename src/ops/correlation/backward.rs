@@ -11,34 +11,34 @@ use super::tiled::{byte_limit, subgroup_tiling_available, CorrelationBand, SG};
 use super::{CorrelationOptions, CorrelationParams, CorrelationSpec};
 use crate::error::{Error, Result};
 use crate::ops::{grid_1d, u32_of};
-use crate::runtime::{Context, Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Context, Kernel, Recorder, Tensor};
 
 const OP: &str = "correlation_backward";
 
-/// The WGSL `Params` twin of `correlation_backward_a` and `correlation_backward_b`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CorrelationBackwardParams {
-    pub batch: u32,
-    pub c4: u32,
-    pub channels: u32,
-    pub grad_h: u32,
-    pub grad_w: u32,
-    pub y_first: u32,
-    pub rows: u32,
-    pub x_blocks: u32,
-    pub cb_blocks: u32,
-    pub sweep4: u32,
-    pub stride2: u32,
-    pub f_hp: u32,
-    pub f_wp: u32,
-    pub g_wp: u32,
-    pub kp4: u32,
-    pub accumulate_below: u32,
-    pub f_row0: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `correlation_backward_a` and `correlation_backward_b`.
+    pub struct CorrelationBackwardParams {
+        pub batch: u32,
+        pub c4: u32,
+        pub channels: u32,
+        pub grad_h: u32,
+        pub grad_w: u32,
+        pub y_first: u32,
+        pub rows: u32,
+        pub x_blocks: u32,
+        pub cb_blocks: u32,
+        pub sweep4: u32,
+        pub stride2: u32,
+        pub f_hp: u32,
+        pub f_wp: u32,
+        pub g_wp: u32,
+        pub kp4: u32,
+        pub accumulate_below: u32,
+        pub f_row0: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
 /// Tile geometry of the backward kernels (see the header of `correlation_backward_a.wgsl`).

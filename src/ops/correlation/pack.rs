@@ -4,26 +4,26 @@
 
 use crate::error::{Error, Result};
 use crate::ops::{i32_of, u32_of};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
 const OP: &str = "correlation";
 
-/// The WGSL `Params` twin of `correlation_pack`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CorrelationPackParams {
-    pub batch: u32,
-    pub channels: u32,
-    pub in_h: u32,
-    pub in_w: u32,
-    pub c4: u32,
-    pub hp: u32,
-    pub wp: u32,
-    pub total: u32,
-    pub row0: i32,
-    pub col0: i32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `correlation_pack`.
+    pub struct CorrelationPackParams {
+        pub batch: u32,
+        pub channels: u32,
+        pub in_h: u32,
+        pub in_w: u32,
+        pub c4: u32,
+        pub hp: u32,
+        pub wp: u32,
+        pub total: u32,
+        pub row0: i32,
+        pub col0: i32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 /// A packed window: `hp` x `wp` pixels of `c4` channel quads, whose (0, 0) is source pixel (row0, col0).
@@ -115,30 +115,30 @@ pub(crate) fn pack_features(rec: &mut Recorder<'_>, src: &Tensor, win: &PackWind
     rec.dispatch(Kernel::CorrelationPack, &[], &params, &[src.buffer(), dst.buffer()], groups)
 }
 
-/// The WGSL `Params` twin of `correlation_grad_pack`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CorrelationGradPackParams {
-    pub batch: u32,
-    pub d_total: u32,
-    pub g_h: u32,
-    pub g_w: u32,
-    pub g_row0: u32,
-    pub o0: u32,
-    pub o1: u32,
-    pub rows: u32,
-    pub wp: u32,
-    pub kp4: u32,
-    pub stride1: u32,
-    pub stride2: u32,
-    pub kernel_size: u32,
-    pub grid_radius: u32,
-    pub frame: u32,
-    pub total: u32,
-    pub y0: i32,
-    pub origin: i32,
-    pub norm: f32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `correlation_grad_pack`.
+    pub struct CorrelationGradPackParams {
+        pub batch: u32,
+        pub d_total: u32,
+        pub g_h: u32,
+        pub g_w: u32,
+        pub g_row0: u32,
+        pub o0: u32,
+        pub o1: u32,
+        pub rows: u32,
+        pub wp: u32,
+        pub kp4: u32,
+        pub stride1: u32,
+        pub stride2: u32,
+        pub kernel_size: u32,
+        pub grid_radius: u32,
+        pub frame: u32,
+        pub total: u32,
+        pub y0: i32,
+        pub origin: i32,
+        pub norm: f32,
+        pub _pad0: u32,
+    }
 }
 
 /// Which backward kernel a packed gradient is for.

@@ -5,7 +5,7 @@ use super::pack::{pack_features, scratch, PackWindow};
 use super::{check, correlation_forward_naive, CorrelationOptions, CorrelationSpec};
 use crate::error::{Error, Result};
 use crate::ops::{u32_of, Slice};
-use crate::runtime::{Context, Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Context, Kernel, Recorder, Tensor};
 
 const OP: &str = "correlation";
 /// Lanes of the subgroup tiles (the kernels' SG).
@@ -13,34 +13,34 @@ pub(crate) const SG: usize = 8;
 /// Longest sweep window one workgroup handles (4 * KW4 <= 32 keeps the unrolled loops in registers).
 pub(crate) const MAX_WINDOW: usize = 32;
 
-/// The WGSL `Params` twin of `correlation_forward`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct CorrelationTiledParams {
-    pub batch: u32,
-    pub c4: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub band_rows: u32,
-    pub out_row0: u32,
-    pub x_blocks: u32,
-    pub k_windows: u32,
-    pub stride1: u32,
-    pub stride2: u32,
-    pub kernel_size: u32,
-    pub lane_step: u32,
-    pub a_hp: u32,
-    pub a_wp: u32,
-    pub b_hp: u32,
-    pub b_wp: u32,
-    pub out_c_offset: u32,
-    pub out_c_total: u32,
-    pub leaky: u32,
-    pub slope: f32,
-    pub norm: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `correlation_forward`.
+    pub struct CorrelationTiledParams {
+        pub batch: u32,
+        pub c4: u32,
+        pub out_h: u32,
+        pub out_w: u32,
+        pub band_rows: u32,
+        pub out_row0: u32,
+        pub x_blocks: u32,
+        pub k_windows: u32,
+        pub stride1: u32,
+        pub stride2: u32,
+        pub kernel_size: u32,
+        pub lane_step: u32,
+        pub a_hp: u32,
+        pub a_wp: u32,
+        pub b_hp: u32,
+        pub b_wp: u32,
+        pub out_c_offset: u32,
+        pub out_c_total: u32,
+        pub leaky: u32,
+        pub slope: f32,
+        pub norm: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -355,14 +355,14 @@ pub fn correlation_forward_chunked(
     Ok(bands)
 }
 
-/// The WGSL `Params` twin of `subgroup_probe`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SubgroupProbeParams {
-    pub salt: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `subgroup_probe`.
+    pub struct SubgroupProbeParams {
+        pub salt: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
 /// Whether the subgroup-tiled correlation kernels run on this device: it has the SUBGROUP feature and a

@@ -7,49 +7,49 @@
 use super::super::{grid_1d, u32_of};
 use super::{expect_matrix, matrix_dims, GradWrite};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin of `pairwise_distance`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct DistanceParams {
-    pub rows_a: u32,
-    pub rows_b: u32,
-    pub dim: u32,
-    /// 1: squared Euclidean distance (no epsilon); 0: `sqrt(|a - b|^2 + eps)`.
-    pub squared: u32,
-    pub eps: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `pairwise_distance`.
+    pub struct DistanceParams {
+        pub rows_a: u32,
+        pub rows_b: u32,
+        pub dim: u32,
+        /// 1: squared Euclidean distance (no epsilon); 0: `sqrt(|a - b|^2 + eps)`.
+        pub squared: u32,
+        pub eps: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `pairwise_distance_weights`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct DistanceWeightsParams {
-    pub len: u32,
-    pub squared: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `pairwise_distance_weights`.
+    pub struct DistanceWeightsParams {
+        pub len: u32,
+        pub squared: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `pairwise_distance_backward`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct DistanceBackwardParams {
-    /// Rows of the side whose gradient is computed.
-    pub rows: u32,
-    /// Rows of the other side.
-    pub others: u32,
-    pub dim: u32,
-    /// Weight-matrix index step per row of this side (K for A, 1 for B).
-    pub w_row_stride: u32,
-    /// Weight-matrix index step per row of the other side (1 for A, K for B).
-    pub w_other_stride: u32,
-    pub accumulate: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `pairwise_distance_backward`.
+    pub struct DistanceBackwardParams {
+        /// Rows of the side whose gradient is computed.
+        pub rows: u32,
+        /// Rows of the other side.
+        pub others: u32,
+        pub dim: u32,
+        /// Weight-matrix index step per row of this side (K for A, 1 for B).
+        pub w_row_stride: u32,
+        /// Weight-matrix index step per row of the other side (1 for A, K for B).
+        pub w_other_stride: u32,
+        pub accumulate: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 /// Checks `a [M, D]`, `b [K, D]` and returns (M, K, D).

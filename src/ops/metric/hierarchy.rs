@@ -19,30 +19,30 @@ use super::{expect_indices, matrix_dims, Indices, LabelledDistances, SeedBuffer,
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::reference::metric::mining::hash_u32;
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin of `class_means`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ClassMeansParams {
-    pub rows: u32,
-    pub dim: u32,
-    pub classes: u32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `class_means`.
+    pub struct ClassMeansParams {
+        pub rows: u32,
+        pub dim: u32,
+        pub classes: u32,
+        pub _pad0: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `mine_class_negatives`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ClassNegativesParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub triplets: u32,
-    pub classes: u32,
-    pub per_class: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mine_class_negatives`.
+    pub struct ClassNegativesParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub triplets: u32,
+        pub classes: u32,
+        pub per_class: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
 /// `means [C, D, 1, 1]` (the mean of the rows of `x [M, D, 1, 1]` labelled c; 0 for an empty class) and

@@ -10,48 +10,48 @@ use super::super::{grid_1d, u32_of};
 use super::{expect_finite, expect_indices, expect_matrix, matrix_dims, GradWrite, Indices, LabelledDistances};
 use crate::error::{Error, Result};
 pub use crate::reference::metric::loss::{ContrastiveSpec, ProxyNcaSpec, TripletSpec};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin of `contrastive_loss`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ContrastiveParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub margin: f32,
-    pub scale: f32,
-    pub exclude_diagonal: u32,
-    pub accumulate: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `contrastive_loss`.
+    pub struct ContrastiveParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub margin: f32,
+        pub scale: f32,
+        pub exclude_diagonal: u32,
+        pub accumulate: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `triplet_loss` and `triplet_loss_backward` (`accumulate`: backward only).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct TripletParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub triplets: u32,
-    pub margin: f32,
-    pub scale: f32,
-    pub accumulate: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `triplet_loss` and `triplet_loss_backward` (`accumulate`: backward only).
+    pub struct TripletParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub triplets: u32,
+        pub margin: f32,
+        pub scale: f32,
+        pub accumulate: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `proxy_nca_loss`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ProxyNcaParams {
-    pub rows: u32,
-    pub classes: u32,
-    pub temperature: f32,
-    pub scale: f32,
-    pub accumulate: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `proxy_nca_loss`.
+    pub struct ProxyNcaParams {
+        pub rows: u32,
+        pub classes: u32,
+        pub temperature: f32,
+        pub scale: f32,
+        pub accumulate: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
 /// The contrastive loss on `batch` (`[M, K]` distances, labels of both sides): `terms [M, 1, 1, 1]` and

@@ -16,36 +16,36 @@
 use super::super::{grid_1d, u32_of};
 use super::{matrix_dims, Indices, NO_INDEX};
 use crate::error::{Error, Result};
-use crate::runtime::{Context, Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Context, Kernel, Recorder, Tensor};
 
 /// Database rows per dispatch by default (about a second of llvmpipe time per 4k queries at D = 128).
 pub const MATCH_TILE_ROWS: usize = 8192;
 
-/// The WGSL `Params` twin of `nn_top2`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct NearestTwoParams {
-    pub rows_q: u32,
-    pub rows_x: u32,
-    /// D / 4 (rows are read as vec4).
-    pub dim4: u32,
-    pub x_begin: u32,
-    pub x_end: u32,
-    /// Added to database row numbers (databases split over several buffers).
-    pub index_offset: u32,
-    /// Bit 0: merge with the stored state; bit 1: final tile (write distances).
-    pub stage: u32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `nn_top2`.
+    pub struct NearestTwoParams {
+        pub rows_q: u32,
+        pub rows_x: u32,
+        /// D / 4 (rows are read as vec4).
+        pub dim4: u32,
+        pub x_begin: u32,
+        pub x_end: u32,
+        /// Added to database row numbers (databases split over several buffers).
+        pub index_offset: u32,
+        /// Bit 0: merge with the stored state; bit 1: final tile (write distances).
+        pub stage: u32,
+        pub _pad0: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `mutual_matches`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct MutualParams {
-    pub rows_a: u32,
-    pub rows_b: u32,
-    pub ratio: f32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mutual_matches`.
+    pub struct MutualParams {
+        pub rows_a: u32,
+        pub rows_b: u32,
+        pub ratio: f32,
+        pub _pad0: u32,
+    }
 }
 
 /// Every query row's two nearest database rows: `best_index [N, 1]` ([`NO_INDEX`] for an empty

@@ -10,65 +10,65 @@ use super::super::{grid_1d, u32_of};
 use super::{expect_finite, Indices, LabelledDistances, SeedBuffer};
 use crate::error::{Error, Result};
 pub use crate::reference::metric::mining::{DistanceWeighted, PositiveChoice};
-use crate::runtime::{Kernel, Recorder};
+use crate::runtime::{gpu_params, Kernel, Recorder};
 
-/// The WGSL `Params` twin of `mine_positives`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct PositivesParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub per_anchor: u32,
-    /// 0: hardest (farthest); 1: uniformly random.
-    pub choice: u32,
-    pub exclude_diagonal: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mine_positives`.
+    pub struct PositivesParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub per_anchor: u32,
+        /// 0: hardest (farthest); 1: uniformly random.
+        pub choice: u32,
+        pub exclude_diagonal: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `mine_random_negatives`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct RandomNegativesParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub triplets: u32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mine_random_negatives`.
+    pub struct RandomNegativesParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub triplets: u32,
+        pub _pad0: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `mine_hardest_negatives`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct HardestNegativesParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub triplets: u32,
-    pub symmetric: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mine_hardest_negatives`.
+    pub struct HardestNegativesParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub triplets: u32,
+        pub symmetric: u32,
+    }
 }
 
-/// The WGSL `Params` twin of `mine_semihard_negatives`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SemihardNegativesParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub triplets: u32,
-    pub margin: f32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mine_semihard_negatives`.
+    pub struct SemihardNegativesParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub triplets: u32,
+        pub margin: f32,
+    }
 }
 
-/// The WGSL `Params` twin of `mine_distance_weighted`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct DistanceWeightedParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub triplets: u32,
-    pub dim: u32,
-    pub cutoff: f32,
-    pub nonzero_loss_cutoff: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of `mine_distance_weighted`.
+    pub struct DistanceWeightedParams {
+        pub rows: u32,
+        pub cols: u32,
+        pub triplets: u32,
+        pub dim: u32,
+        pub cutoff: f32,
+        pub nonzero_loss_cutoff: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 
 /// Checks the triplet buffer `[T, 4]` and returns T.

@@ -4,17 +4,17 @@
 
 use super::super::{grid_1d, u32_of};
 use crate::error::{Error, Result};
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin of both kernels.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct L2NormalizeParams {
-    pub batch: u32,
-    pub dim: u32,
-    pub plane: u32,
-    /// Added to the squared norm ([`super::L2_NORM_EPS`] by default).
-    pub eps: f32,
+gpu_params! {
+    /// The WGSL `Params` twin of both kernels.
+    pub struct L2NormalizeParams {
+        pub batch: u32,
+        pub dim: u32,
+        pub plane: u32,
+        /// Added to the squared norm ([`super::L2_NORM_EPS`] by default).
+        pub eps: f32,
+    }
 }
 
 fn params(op: &'static str, x: &Tensor, eps: f32) -> Result<L2NormalizeParams> {

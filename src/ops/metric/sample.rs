@@ -7,21 +7,21 @@ use super::super::{grid_1d, u32_of};
 use super::GradWrite;
 use crate::error::{Error, Result};
 pub use crate::reference::metric::sample::GridSpec;
-use crate::runtime::{Kernel, Recorder, Tensor};
+use crate::runtime::{gpu_params, Kernel, Recorder, Tensor};
 
-/// The WGSL `Params` twin of the three sampling kernels (`accumulate` is read by the map gradient only).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SampleParams {
-    pub batch: u32,
-    pub dim: u32,
-    pub map_h: u32,
-    pub map_w: u32,
-    /// Points per image (K).
-    pub points: u32,
-    pub stride: u32,
-    pub accumulate: u32,
-    pub _pad0: u32,
+gpu_params! {
+    /// The WGSL `Params` twin of the three sampling kernels (`accumulate` is read by the map gradient only).
+    pub struct SampleParams {
+        pub batch: u32,
+        pub dim: u32,
+        pub map_h: u32,
+        pub map_w: u32,
+        /// Points per image (K).
+        pub points: u32,
+        pub stride: u32,
+        pub accumulate: u32,
+        pub _pad0: u32,
+    }
 }
 
 /// Checks map `[N, D, H, W]`, points `[N, K, 2, 1]`, rows `[N*K, D, 1, 1]`.
