@@ -7,7 +7,7 @@
 
 struct Params {
     batch: u32, dim: u32, map_h: u32, map_w: u32,
-    points: u32, stride: u32, _pad0: u32, _pad1: u32,
+    points: u32, stride: u32, accumulate: u32, _pad0: u32,
 }
 
 override WG: u32 = 256u;
