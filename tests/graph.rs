@@ -261,3 +261,96 @@ fn the_builder_reports_wiring_errors() {
     assert!(e.contains("part `d` is 1 x 8x8, the first part 1 x 4x4"), "{e}");
     assert!(graph.shapes(&[[1, 4, 8, 8]]).is_err());
 }
+
+/// A descriptor-like graph: a shared stride-2 4x4 conv tower on two inputs, each ending in the L2
+/// normalisation op (`l2_first`: a second reader of the head's output added after the normalisation).
+fn normalised(l2_first: bool) -> Graph {
+    let mut g = GraphBuilder::new();
+    let down = g.layer(ConvLayer::new("down", 3, 6, 4).stride(2).pad(1).leaky(0.1));
+    let head = g.layer(ConvLayer::new("head", 6, 5, 3));
+    let side = l2_first.then(|| g.layer(ConvLayer::new("side", 5, 2, 1)));
+    for name in ["a", "b"] {
+        let x = g.input(name, 3);
+        let d = g.conv(x, down);
+        let h = g.conv(d, head);
+        let y = g.l2_normalize(h);
+        g.output(y);
+        if let Some(side) = side {
+            let s = g.conv(h, side);
+            g.output(s);
+        }
+    }
+    g.finish().unwrap()
+}
+
+fn normalised_case(l2_first: bool, seed: u64) -> Case {
+    let graph = normalised(l2_first);
+    let weights = random_weights(&graph, seed);
+    let mut rng = Rng::new(seed + 1);
+    let input = [2, 3, 10, 13];
+    let inputs = vec![rng.tensor(input), rng.tensor(input)];
+    let shapes = graph.shapes(&[input, input]).unwrap();
+    let output_grads = graph.outputs().iter().map(|o| rng.tensor(shapes[o.index()])).collect();
+    Case { graph, weights, inputs, output_grads }
+}
+
+/// The L2 normalisation op: its CPU backward through the conv tower against central finite differences
+/// (h = 1e-6, the tolerances above), the GPU forward (unit norms) and parameter gradients against the CPU
+/// reference, and the refusal of a backward whose input gradient already holds another reader's part.
+#[test]
+fn l2_normalize_op_matches_finite_differences_and_the_gpu() {
+    let c = normalised_case(false, 41);
+    let (inputs, w) = (f64s(&c.inputs), f64s(&c.output_grads));
+    let params = CpuParams::new(&c.graph, &c.weights).unwrap();
+    let acts = cpu::forward(&c.graph, &params, &inputs).unwrap();
+    for out in acts.outputs(&c.graph) {
+        let [n, d, h, wd] = out.shape;
+        for p in 0..n * h * wd {
+            let (b, q) = (p / (h * wd), p % (h * wd));
+            let norm: f64 = (0..d).map(|ch| out.data[(b * d + ch) * h * wd + q].powi(2)).sum::<f64>().sqrt();
+            // 1 - eps / (2 |x|^2) with eps = 1e-10.
+            assert!((norm - 1.0).abs() < 1e-6, "pixel {p}: norm {norm}");
+        }
+    }
+    let grads = cpu::backward(&c.graph, &params, &acts, &w).unwrap();
+    let h = 1e-6;
+    for (li, l) in c.graph.layers().iter().enumerate() {
+        let (dw, _) = &grads.layers[li];
+        let scale = dw.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "{}: zero gradient", l.name);
+        for i in (0..dw.data.len()).step_by(2) {
+            let at = |delta: f64| {
+                let mut p = params.clone();
+                p.layers[li].0.data[i] += delta;
+                loss(&cpu::forward(&c.graph, &p, &inputs).unwrap(), &c.graph, &w)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            let analytic = dw.data[i];
+            assert!(
+                (fd - analytic).abs() <= 1e-6 * scale + 1e-5 * analytic.abs(),
+                "{} weight {i}: finite difference {fd}, backward {analytic}",
+                l.name
+            );
+        }
+    }
+
+    let Some(ctx) = gpu_with_subgroups() else { return };
+    let net = Network::new(ctx, normalised(false), &c.weights).unwrap();
+    for (gpu, cpu) in net.run(ctx, &c.inputs).unwrap().iter().zip(acts.outputs(&c.graph)) {
+        assert_close("normalised output", &gpu.data, &cpu.to_f32().data, 1e-5, 1e-4);
+    }
+    let gpu = net.gradients(ctx, &c.inputs, &c.output_grads).unwrap();
+    let want = grads.to_weights(&c.graph, "grad.");
+    for name in want.names() {
+        let shape = want.shape(name).unwrap().to_vec();
+        let expected = want.get(name, &shape).unwrap();
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_close(name, gpu.get(name, &shape).unwrap(), expected, 1e-4 * scale, 1e-3);
+    }
+
+    // The head's output read by another layer added after the normalisation: the GPU backward refuses.
+    let c = normalised_case(true, 43);
+    let net = Network::new(ctx, normalised(true), &c.weights).unwrap();
+    let e = net.gradients(ctx, &c.inputs, &c.output_grads).unwrap_err().to_string();
+    assert!(e.contains("l2_normalize") && e.contains("overwrites"), "{e}");
+}

@@ -23,9 +23,10 @@
 //! From that one description: activation allocation at any input shape ([`Activations`]), the recorded
 //! GPU forward and the reverse walk that records the backward pass ([`Network`]), the f64 CPU reference
 //! forward and backward ([`cpu`]), the parameter list with its state-dict names ([`Graph::layers`]) and the
-//! FLOP counts ([`Graph::layer_flops`]). Each op kind (a module of [`ops`], implementing [`Op`]) carries its
-//! shape rule, cost, GPU forward and backward (recorded with the host functions of [`crate::ops`]) and f64
-//! CPU forward and backward in one place; a new kind of layer is a new module there.
+//! FLOP counts ([`Graph::layer_flops`]). Each op kind (conv, correlation, L2 normalisation: a module of
+//! [`ops`], implementing [`Op`]) carries its shape rule, cost, GPU forward and backward (recorded with the
+//! host functions of [`crate::ops`]) and f64 CPU forward and backward in one place; a new kind of layer is
+//! a new module there.
 //!
 //! Concatenations are free: a [`GraphBuilder::concat`] allocates one tensor and every member is written
 //! straight into its channel slice by the node that produces it (and read back from it by its consumers);
