@@ -793,6 +793,59 @@ fn class_means_tree_and_class_negatives() {
     }
 }
 
+/// The neighbour table on the GPU equals the reference exactly: nearest first, ties (distances rounded to
+/// a few values) to the lower id, the class itself and classes without rows left out, NO_INDEX padding
+/// when k exceeds the classes available; and it agrees with the host tree's table on class means.
+#[test]
+fn nearest_classes_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(404);
+    for &(c, k) in &[(1usize, 3usize), (7, 9), (70, 8), (300, 32)] {
+        let mut d = Tensor64::zeros([c, c, 1, 1]);
+        for i in 0..c {
+            for j in 0..i {
+                // Few distinct values: many ties.
+                let v = ((rng.uniform() + 1.0) * 4.0).floor() as f64 / 4.0;
+                d.data[i * c + j] = v;
+                d.data[j * c + i] = v;
+            }
+        }
+        let counts: Vec<u32> = (0..c).map(|i| if i % 5 == 3 { 0 } else { 1 + (i % 3) as u32 }).collect();
+        let gd = ctx.upload("dist", &d.to_f32()).unwrap();
+        let gc = Indices::upload(ctx, "counts", c, 1, &counts).unwrap();
+        let table = Indices::zeros(ctx, "neighbours", c, k).unwrap();
+        table.fill(ctx, SENTINEL).unwrap();
+        let mut rec = ctx.recorder("nearest classes");
+        metric::nearest_classes(&mut rec, &gd, &gc, &table).unwrap();
+        rec.submit().unwrap();
+        let got = table.download(ctx).unwrap();
+        assert_eq!(got, rhier::nearest_classes_ref(&d, &counts, k), "{c} classes, k = {k}");
+        if c >= 7 {
+            assert!(got[3 * k..4 * k].iter().all(|&v| v == NO_INDEX), "a class without rows has no neighbours");
+        }
+    }
+    // On class means: the same table as the host tree's.
+    let (c, dim) = (40, 16);
+    let means = unit_rows(&mut rng, c, dim);
+    let counts = vec![2u32; c];
+    let gm = ctx.upload("means", &means).unwrap();
+    let gd = ctx.tensor("dist", [c, c, 1, 1]).unwrap();
+    let gc = Indices::upload(ctx, "counts", c, 1, &counts).unwrap();
+    let table = Indices::zeros(ctx, "neighbours", c, 5).unwrap();
+    let mut rec = ctx.recorder("nearest classes of means");
+    metric::pairwise_distance(&mut rec, &gm, &gm, false, 0.0, &gd).unwrap();
+    metric::nearest_classes(&mut rec, &gd, &gc, &table).unwrap();
+    rec.submit().unwrap();
+    let tree = metric::ClassTree::build(&means, &counts).unwrap();
+    assert_eq!(table.download(ctx).unwrap(), tree.neighbour_table(5));
+    let e = {
+        let mut rec = ctx.recorder("bad k");
+        let big = Indices::zeros(ctx, "neighbours", c, 33).unwrap();
+        metric::nearest_classes(&mut rec, &gd, &gc, &big).unwrap_err().to_string()
+    };
+    assert!(e.contains("nearest_classes") && e.contains("k in 1..=32"), "{e}");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Matcher
 

@@ -35,7 +35,10 @@ pub use crate::reference::metric::{DISTANCE_EPS, L2_NORM_EPS, NO_DISTANCE, NO_IN
 pub use distance::{
     pairwise_distance, pairwise_distance_backward, DistanceBackwardParams, DistanceParams, DistanceWeightsParams,
 };
-pub use hierarchy::{class_means, mine_class_negatives, ClassMeansParams, ClassNegativesParams, ClassTree, Merge};
+pub use hierarchy::{
+    class_means, mine_class_negatives, nearest_classes, ClassMeansParams, ClassNegativesParams, ClassTree, Merge,
+    NearestClassesParams, MAX_NEIGHBOURS,
+};
 pub use loss::{
     contrastive_loss, proxy_nca_loss, triplet_loss, triplet_loss_backward, ContrastiveParams, ContrastiveSpec,
     ProxyNcaParams, ProxyNcaSpec, TripletParams, TripletSpec,

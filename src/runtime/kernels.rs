@@ -63,8 +63,8 @@ use crate::ops::loss::{EpeParams, PoolParams, ReduceParams};
 use crate::ops::metric::{
     ClassMeansParams, ClassNegativesParams, ContrastiveParams, DistanceBackwardParams, DistanceParams,
     DistanceWeightedParams, DistanceWeightsParams, HardestNegativesParams, L2NormalizeParams, MutualParams,
-    NearestTwoParams, PositivesParams, ProxyNcaParams, RandomNegativesParams, SampleParams, SemihardNegativesParams,
-    TripletParams,
+    NearestClassesParams, NearestTwoParams, PositivesParams, ProxyNcaParams, RandomNegativesParams, SampleParams,
+    SemihardNegativesParams, TripletParams,
 };
 use crate::ops::optim::AdamParams;
 use crate::ops::resize::ResizeParams;
@@ -123,6 +123,7 @@ kernels! {
     MineSemihardNegatives = "mine_semihard_negatives", SemihardNegativesParams, NONE;
     MineDistanceWeighted = "mine_distance_weighted", DistanceWeightedParams, NONE;
     ClassMeans = "class_means", ClassMeansParams, NONE;
+    NearestClasses = "nearest_classes", NearestClassesParams, NONE;
     MineClassNegatives = "mine_class_negatives", ClassNegativesParams, NONE;
     NnTop2 = "nn_top2", NearestTwoParams, NONE;
     NnTop2Subgroup = "nn_top2_subgroup", NearestTwoParams, SUBGROUP;

@@ -1,7 +1,8 @@
 //! Hierarchical class-aware sampling (Ge et al., "Deep Metric Learning with Hierarchical Triplet Loss",
 //! ECCV 2018), split between the GPU and the host:
 //! - GPU: the mean embedding of every class ([`class_means`], `shaders/class_means.wgsl`, a gather over the
-//!   rows of each class), and the negatives of a batch drawn from each anchor's nearest classes
+//!   rows of each class), each class's nearest classes by their means ([`nearest_classes`], the neighbour
+//!   table, for a training step that rebuilds it from every batch without leaving the GPU), and the negatives of a batch drawn from each anchor's nearest classes
 //!   ([`mine_class_negatives`], `shaders/mine_class_negatives.wgsl`).
 //! - Host: the class tree ([`ClassTree::build`], average-linkage agglomerative clustering of the downloaded
 //!   class means: a few hundred classes take milliseconds), the choice of a batch's classes
@@ -30,6 +31,19 @@ gpu_params! {
         pub _pad0: u32,
     }
 }
+
+gpu_params! {
+    /// The WGSL `Params` twin of `nearest_classes`.
+    pub struct NearestClassesParams {
+        pub classes: u32,
+        pub per_class: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
+}
+
+/// Largest number of neighbours per class [`nearest_classes`] keeps (its kernel's register arrays).
+pub const MAX_NEIGHBOURS: usize = 32;
 
 gpu_params! {
     /// The WGSL `Params` twin of `mine_class_negatives`.
@@ -70,6 +84,38 @@ pub fn class_means(
     let p = ClassMeansParams { rows: m as u32, dim: d as u32, classes: c as u32, _pad0: 0 };
     let groups = grid_1d(rec, c * d, 256);
     rec.dispatch(Kernel::ClassMeans, &[], &p, &[x.buffer(), labels.buffer(), means.buffer(), counts.buffer()], groups)
+}
+
+/// The neighbour table `[C, k]` on the GPU (`shaders/nearest_classes.wgsl`): row c lists the `k` classes
+/// nearest to class c by `dist [C, C]` (the distances between class means, e.g. [`super::pairwise_distance`]
+/// of [`class_means`]' output with itself), nearest first, ties to the lower id, leaving out c and classes
+/// whose `counts` are 0, [`NO_INDEX`]-padded: what [`ClassTree::neighbour_table`] computes on the host, so that
+/// a recorded training step can rebuild it from each batch's embeddings for [`mine_class_negatives`].
+/// `k` is 1 to [`MAX_NEIGHBOURS`].
+pub fn nearest_classes(rec: &mut Recorder<'_>, dist: &Tensor, counts: &Indices, neighbours: &Indices) -> Result<()> {
+    let op = "nearest_classes";
+    let (c, c2) = matrix_dims(op, "dist", dist)?;
+    if c != c2 || c == 0 {
+        return Err(Error::Shape {
+            op,
+            message: format!("dist {:?} must be a square matrix [C, C, 1, 1]", dist.shape()),
+        });
+    }
+    expect_indices(op, "counts", counts, c, 1)?;
+    let k = neighbours.cols();
+    if neighbours.rows() != c || !(1..=MAX_NEIGHBOURS).contains(&k) {
+        return Err(Error::Shape {
+            op,
+            message: format!(
+                "the neighbour table holds {} x {k} indices, expected [{c}, k] with k in 1..={MAX_NEIGHBOURS}",
+                neighbours.rows()
+            ),
+        });
+    }
+    u32_of(op, "matrix elements", c * c)?;
+    let p = NearestClassesParams { classes: c as u32, per_class: k as u32, ..Default::default() };
+    let groups = grid_1d(rec, c, 64);
+    rec.dispatch(Kernel::NearestClasses, &[], &p, &[dist.buffer(), counts.buffer(), neighbours.buffer()], groups)
 }
 
 /// Negatives from the anchor's nearest classes: per slot, a uniform choice among the B rows whose class is

@@ -30,6 +30,22 @@ pub fn class_means_f64(x: &Tensor64, labels: &[u32], classes: usize) -> (Tensor6
     (means, counts)
 }
 
+/// The neighbour table `[C, k]` (`crate::ops::metric::nearest_classes`): row c lists the `k` classes nearest
+/// to c by `dist [C, C]`, nearest first, ties to the lower id, leaving out c and classes with `counts` 0,
+/// [`NO_INDEX`]-padded (a class without rows gets an all-[`NO_INDEX`] row).
+pub fn nearest_classes_ref(dist: &Tensor64, counts: &[u32], k: usize) -> Vec<u32> {
+    let c = dist.shape[0];
+    let mut table = vec![NO_INDEX; c * k];
+    for row in (0..c).filter(|&r| counts[r] > 0) {
+        let mut others: Vec<usize> = (0..c).filter(|&o| o != row && counts[o] > 0).collect();
+        others.sort_by(|&x, &y| dist.data[row * c + x].total_cmp(&dist.data[row * c + y]).then(x.cmp(&y)));
+        for (q, o) in others.into_iter().take(k).enumerate() {
+            table[row * k + q] = o as u32;
+        }
+    }
+    table
+}
+
 /// Negatives from the anchor's nearest classes: for anchor a of class `ca = la[a]`, a uniform choice (stream
 /// [`Stream::Negative`]) among the B rows whose class is one of `neighbours[ca]` (row `ca` of the
 /// `[C, k]` table, [`NO_INDEX`]-padded) and not `ca`; when no such row is in the batch (or `ca >= C`), a
