@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::graph::{Activations, Network, ParamGrads};
+use crate::graph::{Activations, Network, ParamGrads, ParamSlot};
 use crate::models::flownet::FlowNet;
 use crate::models::Weights;
 use crate::ops::loss::MULTISCALE_WEIGHTS;
@@ -83,6 +83,14 @@ pub trait Model: Sized {
     type Loss;
 
     fn network(&self) -> &Network;
+    /// Parameters outside the network's layers (e.g. ProxyNCA's proxies, which belong to the loss): plain
+    /// tensors, each with a gradient tensor of its shape that [`Model::record_loss`] adds into (`+=`; the
+    /// trainer zeroes it before every step). Adam updates them with the network's parameters (their
+    /// `decay` flag says whether weight decay applies), and checkpoints store them under their names in
+    /// the weights file (their GPU shape) and Adam's state, so [`Model::from_weights`] must read them back.
+    fn extra_params(&self) -> Vec<ParamSlot> {
+        Vec::new()
+    }
     /// The model from a checkpoint's weights (for [`ModelTrainer::resume`]).
     fn from_weights(ctx: &Context, weights: &Weights) -> Result<Self>;
     /// What checkpoints record about the model (FlowNet: `variant`, `width`); the trainer adds `step`.
@@ -161,7 +169,7 @@ impl<M: Model> ModelTrainer<M> {
         let net = model.network();
         let grads = net.new_grads(ctx)?;
         let mut slots = Vec::new();
-        for s in net.slots(&grads) {
+        for s in net.slots(&grads).into_iter().chain(model.extra_params()) {
             let m = ctx.tensor(&format!("{} m", s.name), s.param.shape())?;
             let v = ctx.tensor(&format!("{} v", s.name), s.param.shape())?;
             slots.push(Slot { name: s.name, decay: s.decay, param: s.param, grad: s.grad, m, v });
@@ -228,7 +236,7 @@ impl<M: Model> ModelTrainer<M> {
         let acts = net.activations(ctx, &shapes)?;
         let g = Activations::new(ctx, graph, &shapes, "gradient")?;
         let mut rec = ctx.recorder("train step (record)");
-        for t in g.tensors().chain(self.grads.tensors()) {
+        for t in g.tensors().chain(self.slots.iter().map(|s| &s.grad)) {
             rec.clear(t.buffer());
         }
         net.record_forward(&mut rec, &acts)?;
@@ -312,9 +320,23 @@ impl<M: Model> ModelTrainer<M> {
         self.model.network().download_grads(ctx, &self.grads)
     }
 
-    /// The current weights, by state-dict name (ready to save as a safetensors checkpoint).
+    /// The current weights, by state-dict name (ready to save as a safetensors checkpoint), with the
+    /// model's extra parameters ([`Model::extra_params`]).
     pub fn weights(&self, ctx: &Context) -> Result<Weights> {
-        self.model.network().weights(ctx, "trained")
+        let w = self.model.network().weights(ctx, "trained")?;
+        let extra = self.model.extra_params();
+        if extra.is_empty() {
+            return Ok(w);
+        }
+        let mut tensors = Vec::new();
+        for n in w.names() {
+            let shape = w.shape(n).unwrap_or_default().to_vec();
+            tensors.push((n.to_string(), shape.clone(), w.get(n, &shape)?.to_vec()));
+        }
+        for s in extra {
+            tensors.push((s.name, s.param.shape().to_vec(), ctx.download(&s.param)?.data));
+        }
+        Ok(Weights::from_tensors("trained", tensors))
     }
 
     /// Saves a checkpoint: the weights at `path` (a plain weights file, loadable by the model's loader,
