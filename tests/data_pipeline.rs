@@ -281,11 +281,16 @@ fn row(step: u64, val: Option<f64>) -> TrainRow {
         samples_per_s: 4.0,
         gen_samples_per_s: 20.0,
         data_wait_s: 0.0,
-        validation: val.map(|v| corrflow::training::validate::ValidationReport {
-            synthetic_epe: v,
-            real: vec![("middlebury".into(), v + 1.0, 4.19, 8)],
-            time: Default::default(),
-        }),
+        validation: val
+            .map(|v| {
+                corrflow::training::validate::ValidationReport {
+                    synthetic_epe: v,
+                    real: vec![("middlebury".into(), v + 1.0, 4.19, 8)],
+                    time: Default::default(),
+                }
+                .columns()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -299,10 +304,10 @@ fn training_log_resumes_at_the_checkpoint() {
     for (s, v) in [(10, None), (20, Some(3.0)), (30, Some(2.0)), (40, None)] {
         log.append(&row(s, v)).unwrap();
     }
-    assert_eq!(log.best_synthetic(), Some(2.0));
+    assert_eq!(log.best(), Some(2.0));
     let resumed = TrainLog::open(&path, Some(20)).unwrap();
     assert_eq!(resumed.rows().iter().map(|r| r.step).collect::<Vec<_>>(), vec![10, 20]);
-    assert_eq!(resumed.best_synthetic(), Some(3.0));
+    assert_eq!(resumed.best(), Some(3.0));
     assert_eq!(resumed.totals(), (20.0, 40.0));
     assert!((resumed.rows()[1].val[1] - 4.0).abs() < 1e-9, "middlebury column");
     let text = std::fs::read_to_string(&path).unwrap();

@@ -319,7 +319,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     // The log continues a resumed run's rows (rows past the checkpoint's step are dropped).
     let mut log = TrainLog::open(&csv_path, if args.resume { Some(trainer.steps()) } else { None })?;
-    let mut best = log.best_synthetic();
+    let mut best = log.best();
     let (wall0, cpu0) = log.totals();
     let start = Instant::now();
     let cpu_start = cpu_seconds();
@@ -358,7 +358,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 samples_per_s: rate,
                 gen_samples_per_s: loader.generator_samples_per_s(),
                 data_wait_s: loader.waited().as_secs_f64(),
-                validation: val.clone(),
+                validation: val.as_ref().map(|v| v.columns()).unwrap_or_default(),
             };
             log.append(&row)?;
             bar.set_position(step);

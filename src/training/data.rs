@@ -160,15 +160,105 @@ struct GenCounters {
     busy_ns: AtomicU64,
 }
 
-/// Makes batches in order (see the module documentation), ahead of time on a background thread when
-/// `prefetch > 0`.
-pub struct Loader {
-    source: DataSource,
-    options: LoaderOptions,
+/// What makes batch `k` of a stream: a pure function of `k` (and whatever it captured), called from the
+/// prefetch thread.
+pub type MakeBatch<B> = Arc<dyn Fn(u64) -> Result<B> + Send + Sync>;
+
+/// Batches of any kind made in stream order by a [`MakeBatch`] function, ahead of time on a background
+/// thread when `prefetch > 0`: what every model's data loading shares ([`Loader`] for optical flow, the
+/// descriptor's pairs with correspondences). Because batch `k` is a pure function of `k`, prefetching never
+/// changes the stream, and a resumed run starts at its step count.
+pub struct Prefetcher<B> {
+    make: MakeBatch<B>,
+    samples_per_batch: usize,
     next: u64,
-    queue: Option<Receiver<Result<TrainBatch>>>,
+    queue: Option<Receiver<Result<B>>>,
     counters: Arc<GenCounters>,
     waited: Duration,
+}
+
+/// Calls `make(k)` and counts its samples and busy time.
+fn timed<B>(make: &MakeBatch<B>, k: u64, samples: usize, counters: &GenCounters) -> Result<B> {
+    let t = Instant::now();
+    let batch = make(k);
+    counters.samples.fetch_add(samples as u64, Ordering::Relaxed);
+    counters.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    batch
+}
+
+impl<B: Send + 'static> Prefetcher<B> {
+    /// Batches `start, start + 1, ...` of `make` (`samples_per_batch` samples each, for the rate), with up to
+    /// `prefetch` made ahead on a thread (0: made on the caller's thread when asked). After a failed batch
+    /// the thread stops; [`Prefetcher::next_batch`] returns the error.
+    pub fn new(make: MakeBatch<B>, samples_per_batch: usize, start: u64, prefetch: usize) -> Result<Self> {
+        let counters = Arc::new(GenCounters::default());
+        let mut p = Prefetcher { make, samples_per_batch, next: start, queue: None, counters, waited: Duration::ZERO };
+        if prefetch > 0 {
+            let (tx, rx) = sync_channel(prefetch);
+            let (make, counters) = (p.make.clone(), p.counters.clone());
+            std::thread::Builder::new()
+                .name("corrflow-data".into())
+                .spawn(move || {
+                    for k in start.. {
+                        let batch = timed(&make, k, samples_per_batch, &counters);
+                        let failed = batch.is_err();
+                        if tx.send(batch).is_err() || failed {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| Error::InvalidParam {
+                    op: "train data",
+                    message: format!("cannot start the data thread: {e}"),
+                })?;
+            p.queue = Some(rx);
+        }
+        Ok(p)
+    }
+
+    /// The next batch, in stream order.
+    pub fn next_batch(&mut self) -> Result<B> {
+        let k = self.next;
+        self.next += 1;
+        match &self.queue {
+            Some(rx) => {
+                let t = Instant::now();
+                let batch = rx.recv().map_err(|_| Error::InvalidParam {
+                    op: "train data",
+                    message: "the data thread stopped (after an error reported earlier)".into(),
+                })?;
+                self.waited += t.elapsed();
+                batch
+            }
+            None => timed(&self.make, k, self.samples_per_batch, &self.counters),
+        }
+    }
+
+    /// Index of the batch the next call returns.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Samples the generator made per second of its own busy time (0 before the first).
+    pub fn generator_samples_per_s(&self) -> f64 {
+        let busy = self.counters.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        if busy > 0.0 {
+            self.counters.samples.load(Ordering::Relaxed) as f64 / busy
+        } else {
+            0.0
+        }
+    }
+
+    /// Total time [`Prefetcher::next_batch`] waited for the data thread (the trainer starved of data).
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+/// Makes optical-flow batches in order (see the module documentation), ahead of time on a background thread
+/// when `prefetch > 0` (a [`Prefetcher`] of [`TrainBatch`]).
+pub struct Loader {
+    batches: Prefetcher<TrainBatch>,
 }
 
 impl Loader {
@@ -200,82 +290,38 @@ impl Loader {
             SyntheticConfig { width, height, ..cfg.clone() }.validate()?;
         }
         options.augment.validate()?;
-        let counters = Arc::new(GenCounters::default());
-        let mut loader =
-            Loader { source, next: options.start_batch, options, queue: None, counters, waited: Duration::ZERO };
-        if loader.options.prefetch > 0 {
-            let (tx, rx) = sync_channel(loader.options.prefetch);
-            let (source, options, counters) = (loader.source.clone(), loader.options.clone(), loader.counters.clone());
-            let start = loader.next;
-            std::thread::Builder::new()
-                .name("corrflow-data".into())
-                .spawn(move || {
-                    for k in start.. {
-                        let batch = make_batch(&source, &options, k, &counters);
-                        let failed = batch.is_err();
-                        if tx.send(batch).is_err() || failed {
-                            break;
-                        }
-                    }
-                })
-                .map_err(|e| Error::InvalidParam {
-                    op: "train data",
-                    message: format!("cannot start the data thread: {e}"),
-                })?;
-            loader.queue = Some(rx);
-        }
-        Ok(loader)
+        let (start, prefetch) = (options.start_batch, options.prefetch);
+        let make: MakeBatch<TrainBatch> = Arc::new(move |k| make_batch(&source, &options, k));
+        Ok(Loader { batches: Prefetcher::new(make, batch, start, prefetch)? })
     }
 
     /// The next batch, in stream order.
     pub fn next_batch(&mut self) -> Result<TrainBatch> {
-        let k = self.next;
-        self.next += 1;
-        match &self.queue {
-            Some(rx) => {
-                let t = Instant::now();
-                let batch = rx.recv().map_err(|_| Error::InvalidParam {
-                    op: "train data",
-                    message: "the data thread stopped (after an error reported earlier)".into(),
-                })?;
-                self.waited += t.elapsed();
-                batch
-            }
-            None => make_batch(&self.source, &self.options, k, &self.counters),
-        }
+        self.batches.next_batch()
     }
 
     /// Index of the batch the next call returns.
     pub fn position(&self) -> u64 {
-        self.next
+        self.batches.position()
     }
 
     /// Samples the generator made per second of its own busy time (0 before the first).
     pub fn generator_samples_per_s(&self) -> f64 {
-        let busy = self.counters.busy_ns.load(Ordering::Relaxed) as f64 * 1e-9;
-        if busy > 0.0 {
-            self.counters.samples.load(Ordering::Relaxed) as f64 / busy
-        } else {
-            0.0
-        }
+        self.batches.generator_samples_per_s()
     }
 
     /// Total time [`Loader::next_batch`] waited for the data thread (the trainer starved of data).
     pub fn waited(&self) -> Duration {
-        self.waited
+        self.batches.waited()
     }
 }
 
-fn make_batch(source: &DataSource, o: &LoaderOptions, k: u64, counters: &GenCounters) -> Result<TrainBatch> {
-    let t = Instant::now();
+fn make_batch(source: &DataSource, o: &LoaderOptions, k: u64) -> Result<TrainBatch> {
     let first = k * o.batch as u64;
     let samples = (0..o.batch as u64)
         .map(|j| make_sample(source, o.width, o.height, o.seed, first + j, &o.augment))
         .collect::<Result<Vec<_>>>()?;
-    let batch = to_batch(&samples);
-    counters.samples.fetch_add(o.batch as u64, Ordering::Relaxed);
-    counters.busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    batch
+    to_batch(&samples)
 }
 
 /// Finds `(frame a, frame b, flow)` triples in a folder: every `<prefix>flow.flo` or `<prefix>gt.flo` with
