@@ -1,11 +1,22 @@
 //! `corrflow export SRC --out DST`: a trained checkpoint as a model file to ship, with f16 storage by default,
-//! checked: the f16 model's flow must stay within `--tolerance` px (mean) of the f32 weights' on the evaluation
-//! pairs, else nothing is written.
+//! checked, else nothing is written:
+//! - FlowNet: the f16 model's flow must stay within `--tolerance` px (mean) of the f32 weights' on the
+//!   evaluation pairs;
+//! - a descriptor (`corrflow train-desc`; the loss's tensors, ProxyNCA's proxies, are left out): no f16
+//!   descriptor may move by more than `--tolerance` (Euclidean distance between unit descriptors) from the f32
+//!   one on held-out synthetic pairs, and the matches are reported.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use corrflow::data::correspondence::SourceImages;
+use corrflow::data::synthetic::SyntheticConfig;
 use corrflow::eval::{find_pairs, load_pair};
+use corrflow::matching::dense::DenseDescriber;
+use corrflow::models::descriptor::data::DescDataConfig;
+use corrflow::models::descriptor::train::strip_loss;
+use corrflow::models::descriptor::validate::DescValidator;
+use corrflow::models::descriptor::{Descriptor, DescriptorEnsemble};
 use corrflow::models::{StoreAs, Weights};
 use corrflow::{Error, FlowNet, Result};
 
@@ -23,7 +34,8 @@ pub struct ExportArgs {
     /// ../shared/data when present, `none` to skip the check.
     #[arg(long)]
     check_data: Option<PathBuf>,
-    /// Largest mean |flow_f16 - flow_f32| allowed on any pair, in pixels.
+    /// FlowNet: largest mean |flow_f16 - flow_f32| allowed on any pair, in pixels. Descriptor: largest
+    /// |d_f16 - d_f32| of any unit descriptor.
     #[arg(long, default_value_t = 0.01)]
     tolerance: f64,
 }
@@ -31,6 +43,9 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> Result<()> {
     super::check_range("export", "--tolerance", args.tolerance, 0.0, 100.0, true)?;
     let weights = Weights::load(&args.src)?;
+    if weights.contains("head.weight") || DescriptorEnsemble::is_ensemble(&weights) {
+        return export_descriptor(&args, &weights);
+    }
     let arch = corrflow::models::Arch::infer(&weights)?;
     corrflow::io::check_distinct(&[&args.src], &[&args.out])?;
     corrflow::io::check_output(&args.out)?;
@@ -89,6 +104,70 @@ pub fn run(args: ExportArgs) -> Result<()> {
         arch.variant,
         arch.width,
         arch.num_params(),
+        if args.f32 { "f32" } else { "f16" },
+        bytes.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// The descriptor's export (see the module documentation).
+fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
+    let ensemble = DescriptorEnsemble::is_ensemble(weights);
+    let weights = if ensemble { weights.clone() } else { strip_loss(weights) };
+    corrflow::io::check_distinct(&[&args.src], &[&args.out])?;
+    corrflow::io::check_output(&args.out)?;
+    let store = if args.f32 { StoreAs::F32 } else { StoreAs::F16 };
+    let bytes = weights.to_bytes_as(store)?;
+    let stored = Weights::from_bytes(&bytes, &args.out.display().to_string())?;
+    if !args.f32 && args.check_data.as_ref().is_none_or(|p| p.as_os_str() != "none") {
+        let (ctx, first_run) = super::open_context()?;
+        let load = |w: &Weights| -> Result<Box<dyn DenseDescriber>> {
+            Ok(if ensemble {
+                Box::new(DescriptorEnsemble::from_weights(&ctx, w)?)
+            } else {
+                Box::new(Descriptor::new(&ctx, w)?)
+            })
+        };
+        let (full, half) = (load(&weights)?, load(&stored)?);
+        let source = SourceImages::Procedural(SyntheticConfig::default());
+        let pairs = DescValidator::new(4, 256, 256, &source, &DescDataConfig::training_warp())?;
+        let mut worst = 0.0f64;
+        for (i, img) in pairs.images().enumerate() {
+            let (f, h) = (full.describe(&ctx, img)?, half.describe(&ctx, img)?);
+            let change = f
+                .data
+                .chunks(f.dim)
+                .zip(h.data.chunks(h.dim))
+                .map(|(p, q)| p.iter().zip(q).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt())
+                .fold(0.0, f64::max);
+            say!("held-out image {i}: largest |d_f16 - d_f32| = {change:.5}");
+            worst = worst.max(change);
+        }
+        let (vf, vh) = (pairs.run(&ctx, full.as_ref())?, pairs.run(&ctx, half.as_ref())?);
+        say!(
+            "held-out pairs: MMA@3 {:.4} (f32) vs {:.4} (f16), R@1 {:.4} vs {:.4}",
+            vf.mma3,
+            vh.mma3,
+            vf.recall1,
+            vh.recall1
+        );
+        if worst > args.tolerance {
+            return Err(Error::InvalidParam {
+                op: "export",
+                message: format!(
+                    "f16 storage moves a descriptor by {worst:.4} (tolerance {}): export with --f32",
+                    args.tolerance
+                ),
+            });
+        }
+        first_run.done();
+        say!("f16 check: largest descriptor change {worst:.5} (tolerance {})", args.tolerance);
+    }
+    corrflow::io::write_atomic(&args.out, &bytes)?;
+    say!(
+        "wrote {} (descriptor{}, {}, {:.2} MB)",
+        args.out.display(),
+        if ensemble { " ensemble" } else { "" },
         if args.f32 { "f32" } else { "f16" },
         bytes.len() as f64 / 1e6
     );

@@ -10,7 +10,8 @@ use corrflow::io::OutputSet;
 use corrflow::matching::dense::{match_dense, DenseDescriber, DenseMatchConfig};
 use corrflow::matching::evaluate::{evaluate_pair, to_json, to_table};
 use corrflow::matching::{match_accuracy, RawPatchConfig, MMA_THRESHOLDS_PX};
-use corrflow::models::load_frame;
+use corrflow::models::descriptor::load_describer;
+use corrflow::models::{load_frame, Descriptor};
 use corrflow::{Context, Error, Result};
 
 /// Which descriptor describes the images.
@@ -24,14 +25,20 @@ pub enum DescriptorKind {
     Raw,
 }
 
+/// The seed of the `untrained` descriptor's initial weights.
+pub const UNTRAINED_SEED: u64 = 1;
+
 impl DescriptorKind {
-    fn describer(self, _ctx: &Context) -> Result<Box<dyn DenseDescriber>> {
+    /// The describer: `trained` is `weights` when given (a `train-desc` checkpoint, best file, export or
+    /// ensemble), else the embedded model.
+    fn describer(self, ctx: &Context, weights: Option<&Path>) -> Result<Box<dyn DenseDescriber>> {
         match self {
             DescriptorKind::Raw => Ok(Box::new(RawPatchConfig::default())),
-            DescriptorKind::Trained | DescriptorKind::Untrained => Err(Error::InvalidParam {
-                op: "match",
-                message: "the descriptor network is not part of this build yet: use --descriptor raw".into(),
-            }),
+            DescriptorKind::Untrained => Ok(Box::new(Descriptor::untrained(ctx, UNTRAINED_SEED)?)),
+            DescriptorKind::Trained => match weights {
+                Some(path) => load_describer(ctx, path, "trained"),
+                None => Ok(Box::new(Descriptor::pretrained(ctx)?)),
+            },
         }
     }
 }
@@ -48,6 +55,10 @@ pub struct MatchOptions {
     /// Skip the sub-pixel refinement.
     #[arg(long)]
     no_refine: bool,
+    /// Weights of the `trained` descriptor (a `corrflow train-desc` checkpoint, its best file, an export or
+    /// an ensemble file); default: the embedded model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
 }
 
 impl MatchOptions {
@@ -100,10 +111,13 @@ pub fn run_match(args: MatchArgs) -> Result<()> {
     let b = load_frame(&args.b)?.to_rgb8();
     let gt = args.gt.as_deref().map(read_homography).transpose()?;
     let inputs: Vec<&Path> =
-        [Some(args.a.as_path()), Some(args.b.as_path()), args.gt.as_deref()].into_iter().flatten().collect();
+        [Some(args.a.as_path()), Some(args.b.as_path()), args.gt.as_deref(), args.options.weights.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
     let outputs = OutputSet::check(&inputs, &[&args.out, &args.png])?;
     let (ctx, first_run) = super::open_context()?;
-    let describer = args.descriptor.describer(&ctx)?;
+    let describer = args.descriptor.describer(&ctx, args.options.weights.as_deref())?;
     let report = match_dense(&ctx, &a, &b, describer.as_ref(), &cfg)?;
     say!(
         "descriptor {}: {} x {} and {} x {} described at {}x{} / {}x{}; {} and {} descriptors take part",
@@ -175,7 +189,7 @@ pub fn run_eval(args: EvalMatchArgs) -> Result<()> {
     }
     let (ctx, first_run) = super::open_context()?;
     let describers: Vec<Box<dyn DenseDescriber>> =
-        args.descriptors.iter().map(|d| d.describer(&ctx)).collect::<Result<_>>()?;
+        args.descriptors.iter().map(|d| d.describer(&ctx, args.options.weights.as_deref())).collect::<Result<_>>()?;
     let mut rows = Vec::new();
     for (i, pair) in found.pairs.iter().enumerate() {
         let (a, b) = match (load_frame(&pair.image_a), load_frame(&pair.image_b)) {

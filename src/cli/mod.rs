@@ -18,6 +18,7 @@ mod gen;
 mod info;
 mod matching;
 mod train;
+mod train_desc;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Train FlowNetS / FlowNetC on synthetic pairs (default) or a folder of samples, with checkpoints,
     /// validation, a CSV log and a plot.
     Train(train::TrainArgs),
+    /// Train the dense descriptor network with a metric loss (contrastive, triplet with a sampler, ProxyNCA)
+    /// on image pairs with exact correspondences, with checkpoints, validation, a CSV log and a plot.
+    TrainDesc(train_desc::TrainDescArgs),
     /// Write synthetic training pairs (frames, .flo, flow picture) and/or their displacement statistics.
     Gen(gen::GenArgs),
     /// Endpoint error of a model on folders of real pairs with ground truth (Middlebury, Sintel, KITTI, ...).
@@ -64,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Flow(args) => flow::run(args),
         Command::Info => info::run(),
         Command::Train(args) => train::run(args),
+        Command::TrainDesc(args) => train_desc::run(args),
         Command::Gen(args) => gen::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
@@ -101,6 +106,22 @@ pub(crate) fn parse_size(
         return Err(bad());
     }
     Ok((w, h))
+}
+
+/// `<out>` with its extension replaced by `suffix` (`run.safetensors` -> `run.best.safetensors`).
+pub(crate) fn beside(out: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+    out.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// User CPU + system time of this process (all threads, the software GPU's included), from /proc.
+pub(crate) fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Checks that `value` is finite and inside `lo..=hi` (or `lo < value` when `open_lo`), naming the flag.

@@ -19,7 +19,7 @@ use corrflow::training::validate::Validator;
 use corrflow::training::{DataSource, Loader, TrainConfig, Trainer};
 use corrflow::{Error, FlowNet, Result};
 
-use super::{check_range, parse_size};
+use super::{beside, check_range, cpu_seconds, parse_size};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -91,22 +91,6 @@ pub struct TrainArgs {
     /// Seed of the data stream and the initialisation (below 2^23).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-/// `<out>` with its extension replaced by `suffix` (`run.safetensors` -> `run.best.safetensors`).
-fn beside(out: &Path, suffix: &str) -> PathBuf {
-    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "flownet".into());
-    out.with_file_name(format!("{stem}{suffix}"))
-}
-
-/// User CPU + system time of this process (all threads, the software GPU's included), from /proc.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {

@@ -1,9 +1,12 @@
-//! The shipped FlowNet, embedded in the binary: trained by `corrflow train` on the procedural generator alone
-//! (the README's model card gives the variant, width, commands, steps, time and its evaluation), stored with
-//! f16 values (computation stays f32; `corrflow export` checked that the flow stays within 0.01 px of the f32
-//! weights' on the evaluation pairs).
+//! The shipped models, embedded in the binary, both trained on procedural data alone and stored with f16
+//! values (computation stays f32):
+//! - FlowNet, trained by `corrflow train` (the README's model card gives the variant, width, commands, steps,
+//!   time and its evaluation; `corrflow export` checked that the flow stays within 0.01 px of the f32
+//!   weights' on the evaluation pairs);
+//! - the dense descriptor, trained by `corrflow train-desc` (README, "Dense matching": loss, sampler,
+//!   commands, steps, time, evaluation; `corrflow export` checked the f16 descriptors against the f32 ones).
 
-use super::{FlowNet, Weights};
+use super::{Descriptor, FlowNet, Weights};
 use crate::{Context, Result};
 
 /// The safetensors bytes of the shipped model.
@@ -11,6 +14,24 @@ pub static FLOWNET_SAFETENSORS: &[u8] = include_bytes!("pretrained/flownet.safet
 
 /// How the embedded model is named in messages.
 pub const SOURCE: &str = "the embedded model";
+
+/// The safetensors bytes of the shipped descriptor.
+pub static DESCRIPTOR_SAFETENSORS: &[u8] = include_bytes!("pretrained/descriptor.safetensors");
+
+/// How the embedded descriptor is named in messages.
+pub const DESCRIPTOR_SOURCE: &str = "the embedded descriptor";
+
+/// The shipped descriptor's weights (decoded from f16 to f32).
+pub fn descriptor_weights() -> Result<Weights> {
+    Weights::from_bytes(DESCRIPTOR_SAFETENSORS, DESCRIPTOR_SOURCE)
+}
+
+impl Descriptor {
+    /// The shipped, trained descriptor: what `corrflow match A B` uses by default.
+    pub fn pretrained(ctx: &Context) -> Result<Descriptor> {
+        Ok(Descriptor::new(ctx, &descriptor_weights()?)?.named("trained"))
+    }
+}
 
 /// The shipped weights (decoded from f16 to f32).
 pub fn flownet_weights() -> Result<Weights> {
