@@ -1,0 +1,277 @@
+//! `corrflow train-desc` as a user runs it: arguments checked before any work, an existing checkpoint never
+//! replaced by accident, a run killed mid-way (SIGKILL) that resumes to the same bits as an uninterrupted
+//! one (random and hierarchical negatives, so the samplers' per-step seeds are part of it; and ProxyNCA,
+//! whose proxies and their Adam moments are), the naive ensemble's file; and the network descriptors in
+//! `corrflow match` and `corrflow eval-match`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use corrflow::Weights;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("corrflow-train-desc-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn corrflow(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_corrflow")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A tiny, fast run: a narrow tower on 2 pairs of 32x32 with 8 points, 2 validation pairs.
+fn tiny(out: &Path, steps: u64, loss: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "train-desc",
+        "--width",
+        "0.25",
+        "--dim",
+        "16",
+        "--size",
+        "32x32",
+        "--pairs",
+        "2",
+        "--points",
+        "8",
+        "--val-pairs",
+        "2",
+        "--val-size",
+        "48x48",
+        "--validate-every",
+        "4",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "2",
+        "--warmup",
+        "2",
+        "--proxy-scenes",
+        "3",
+        "--steps",
+        &steps.to_string(),
+        "--out",
+        &out.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(loss.iter().map(|s| s.to_string()));
+    a
+}
+
+fn run(args: &[String]) -> (i32, String, String) {
+    corrflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Every bad argument is refused before any work, with exit code 1, naming the flag.
+#[test]
+fn arguments_are_checked_before_any_work() {
+    let dir = tmp("ranges");
+    let out = dir.join("r.safetensors");
+    let o = out.to_string_lossy().to_string();
+    let cases: [(&[&str], &str); 16] = [
+        (&["--loss", "hinge"], "--loss"),
+        (&["--sampler", "nearest"], "--sampler"),
+        (&["--loss", "contrastive", "--sampler", "hardest"], "--sampler"),
+        (&["--loss", "proxy-nca", "--sampler", "random"], "--sampler"),
+        (&["--margin", "0"], "--margin"),
+        (&["--margin=-1"], "--margin"),
+        (&["--margin", "NaN"], "--margin"),
+        (&["--margin", "5"], "--margin"),
+        (&["--lr", "-1"], "--lr"),
+        (&["--steps", "0"], "--steps"),
+        (&["--pairs", "0"], "--pairs"),
+        (&["--size", "30x32"], "--size"),
+        (&["--neighbours", "33"], "--neighbours"),
+        (&["--cpu-budget", "-5"], "--cpu-budget"),
+        (&["--ensemble", "9"], "--ensemble"),
+        (&["--scene-share", "1.5"], "--scene-share"),
+    ];
+    for (extra, flag) in cases {
+        let mut args = vec!["train-desc", "--out", &o];
+        args.extend_from_slice(extra);
+        let t = Instant::now();
+        let (code, _, err) = corrflow(&args);
+        assert_eq!(code, 1, "{extra:?}: exit {code}, {err}");
+        assert!(err.starts_with("error:") && err.contains(flag) && !err.contains("panicked"), "{extra:?}: {err}");
+        assert!(t.elapsed() < Duration::from_secs(20), "{extra:?} was checked only after some work");
+        assert!(!out.exists(), "{extra:?} wrote a checkpoint");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tensors_equal(a: &Path, b: &Path) {
+    let (wa, wb) = (Weights::load(a).unwrap(), Weights::load(b).unwrap());
+    let names: Vec<&str> = wa.names().collect();
+    assert_eq!(names, wb.names().collect::<Vec<_>>(), "{} and {} hold different tensors", a.display(), b.display());
+    for n in names {
+        let shape = wa.shape(n).unwrap().to_vec();
+        let (x, y) = (wa.get(n, &shape).unwrap(), wb.get(n, &shape).unwrap());
+        let differ = x.iter().zip(y).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+        assert_eq!(differ, 0, "tensor `{n}`: {differ} of {} values differ", x.len());
+    }
+}
+
+/// The losses of a log, by step.
+fn losses(p: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].to_string(), c[4].to_string())
+        })
+        .collect()
+}
+
+/// Kill a real run after its first checkpoint, resume it, compare with an uninterrupted run: weights (and
+/// proxies), Adam's moments and the logged losses are bit-for-bit equal.
+fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
+    if common::gpu_with_subgroups().is_none() {
+        return;
+    }
+    let dir = tmp(name);
+    let (whole, cut) = (dir.join("whole.safetensors"), dir.join("cut.safetensors"));
+    let (code, stdout, err) = run(&tiny(&whole, steps, loss));
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(stdout.contains("validation at step 4: R@1"), "{stdout}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corrflow"))
+        .args(tiny(&cut, 1000, loss))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let killed_at = loop {
+        if let Ok(w) = Weights::load(&cut) {
+            if let Some(step) = w.metadata().get("step").and_then(|s| s.parse::<u64>().ok()) {
+                child.kill().unwrap();
+                break step;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.wait().unwrap();
+    eprintln!("{name}: killed after the checkpoint at step {killed_at}");
+    assert!(killed_at < steps);
+
+    let before = std::fs::read(&cut).unwrap();
+    let (code, _, err) = run(&tiny(&cut, steps, loss));
+    assert_eq!(code, 1);
+    assert!(err.contains("--resume") && err.contains("--overwrite") && err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(&cut).unwrap(), before, "the refused run touched the checkpoint");
+
+    let mut resume = tiny(&cut, steps, loss);
+    resume.push("--resume".into());
+    let (code, stdout, err) = run(&resume);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(stdout.contains(&format!("resumed {} at step", cut.display())), "{stdout}");
+    tensors_equal(&whole, &cut);
+    tensors_equal(
+        &PathBuf::from(format!("{}.adam", whole.display())),
+        &PathBuf::from(format!("{}.adam", cut.display())),
+    );
+    let (lw, lc) = (losses(&dir.join("whole.csv")), losses(&dir.join("cut.csv")));
+    assert_eq!(lw.len(), steps as usize);
+    assert_eq!(lw, lc);
+    let header = std::fs::read_to_string(dir.join("whole.csv")).unwrap();
+    assert!(
+        header.starts_with("step,") && header.lines().next().unwrap().ends_with("val_recall1,val_recall4,val_mma3")
+    );
+    assert!(image::open(dir.join("whole.png")).unwrap().width() > 100);
+    // The best weights describe (the loss's tensors left out).
+    assert!(Weights::load(dir.join("whole.best.safetensors")).unwrap().metadata().contains_key("val_mma3"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn killed_triplet_run_with_random_negatives_resumes_bit_exactly() {
+    kill_and_resume("random", &["--loss", "triplet", "--sampler", "random"], 8);
+}
+
+#[test]
+fn killed_hierarchical_run_resumes_bit_exactly() {
+    kill_and_resume("hierarchical", &["--sampler", "hierarchical", "--neighbours", "3"], 8);
+}
+
+#[test]
+fn killed_proxy_nca_run_resumes_bit_exactly() {
+    kill_and_resume("proxy", &["--loss", "proxy-nca"], 8);
+}
+
+/// `--ensemble 2`: two members with their own files and the ensemble file, which `corrflow match` and
+/// `corrflow eval-match` take as `--weights`, beside the untrained network and the raw baseline.
+#[test]
+fn ensemble_and_network_descriptors_in_match_and_eval_match() {
+    if common::gpu_with_subgroups().is_none() {
+        return;
+    }
+    let dir = tmp("ensemble");
+    let out = dir.join("e.safetensors");
+    let mut args = tiny(&out, 4, &["--loss", "contrastive"]);
+    args.extend(["--ensemble".into(), "2".into()]);
+    let (code, stdout, err) = run(&args);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    for f in ["e.m0.safetensors", "e.m1.best.safetensors", "e.m1.csv", "e.ensemble.safetensors"] {
+        assert!(dir.join(f).exists(), "{f} missing: {stdout}");
+    }
+    assert!(stdout.contains("ensemble of 2:"), "{stdout}");
+    let ens = Weights::load(dir.join("e.ensemble.safetensors")).unwrap();
+    assert_eq!(ens.metadata().get("ensemble").map(String::as_str), Some("2"));
+    assert!(ens.contains("member1.head.weight") && !ens.names().any(|n| n.contains("loss.")));
+
+    // A small textured pair shifted by (4, 8) px, and a homography file saying so (Oxford layout).
+    let tex = |x: f64, y: f64| {
+        let v = 0.5 + 0.25 * (x * 0.21).sin() * (y * 0.17).cos() + 0.25 * ((x + 2.0 * y) * 0.05).sin();
+        image::Rgb([(255.0 * v) as u8, (200.0 * v) as u8, (255.0 * (1.0 - v)) as u8])
+    };
+    let a = image::RgbImage::from_fn(96, 80, |x, y| tex(x as f64, y as f64));
+    let b = image::RgbImage::from_fn(96, 80, |x, y| tex(x as f64 - 4.0, y as f64 - 8.0));
+    let pairs = dir.join("pairs");
+    std::fs::create_dir_all(&pairs).unwrap();
+    a.save(pairs.join("img1.png")).unwrap();
+    b.save(pairs.join("img2.png")).unwrap();
+    std::fs::write(pairs.join("H1to2p"), "1 0 4\n0 1 8\n0 0 1\n").unwrap();
+    let s = |p: &Path| p.to_string_lossy().to_string();
+    let w = s(&dir.join("e.ensemble.safetensors"));
+    for kind in ["trained", "untrained"] {
+        let (csv, png) = (dir.join(format!("{kind}.csv")), dir.join(format!("{kind}.png")));
+        let mut m = vec!["match", "--descriptor", kind, "--out"];
+        let (c, p) = (s(&csv), s(&png));
+        m.extend([c.as_str(), "--png", p.as_str(), "--weights", w.as_str()]);
+        let (ia, ib) = (s(&pairs.join("img1.png")), s(&pairs.join("img2.png")));
+        m.extend([ia.as_str(), ib.as_str()]);
+        let (code, stdout, err) = corrflow(&m);
+        assert_eq!(code, 0, "{stdout}\n{err}");
+        assert!(
+            stdout.contains(if kind == "trained" { "descriptor trained" } else { "descriptor untrained" }),
+            "{stdout}"
+        );
+        assert!(std::fs::read_to_string(&csv).unwrap().starts_with("x_a,y_a,x_b,y_b,score"));
+        assert!(png.exists());
+    }
+    let (code, stdout, err) =
+        corrflow(&["eval-match", &s(&pairs), "--descriptors", "trained,untrained,raw", "--weights", &w, "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    for d in ["\"trained\"", "\"untrained\"", "\"raw\""] {
+        assert!(stdout.contains(d), "{d} missing: {stdout}");
+    }
+    // A missing weights file is an error naming it, before any matching.
+    let (code, _, err) = corrflow(&["eval-match", &s(&pairs), "--weights", &s(&dir.join("none.safetensors"))]);
+    assert_eq!(code, 1);
+    assert!(err.contains("none.safetensors"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
