@@ -338,8 +338,7 @@ fn dense_and_patch_descriptors() {
     let patches: Vec<f32> = (0..2 * 32 * 32).map(|_| 0.5 + 0.4 * rng.uniform()).collect();
     let got = desc.describe_patches(ctx, &patches).unwrap();
     for p in 0..2 {
-        let mut patch = patches[p * 1024..(p + 1) * 1024].to_vec();
-        corrflow::models::descriptor::normalise(&mut patch);
+        let patch = corrflow::models::descriptor::local_normalise(&patches[p * 1024..(p + 1) * 1024], 32, 32);
         let x = Tensor64::new([1, 1, 32, 32], patch.iter().map(|&v| v as f64).collect()).unwrap();
         let map = cpu::forward(&graph, &params, &[x]).unwrap().outputs(&graph).remove(0);
         let mut v: Vec<f64> = (0..16)
@@ -390,10 +389,11 @@ fn descriptor_batches_are_addressed_by_index() {
                 assert_eq!(b.points.data[a..a + 2], b.points.data[s..s + 2], "a repeated point keeps its class");
             }
         }
-        // Every image normalised.
+        // Every image locally normalised: small means, spreads below 1 (flat regions stay small: eps).
         for img in b.images.data.chunks(64 * 48) {
             let mean: f32 = img.iter().sum::<f32>() / img.len() as f32;
-            assert!(mean.abs() < 1e-3);
+            let var: f32 = img.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / img.len() as f32;
+            assert!(mean.abs() < 0.2 && var > 0.1 && var < 1.5, "mean {mean}, variance {var}");
         }
     }
     cfg.pool = Some(ClassPool { sources: 5, points: 30 });
@@ -425,4 +425,35 @@ fn proxies_round_trip_through_checkpoints() {
     let desc = Descriptor::new(ctx, &w).unwrap();
     assert_eq!(desc.arch(), &arch);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Local contrast normalisation: a brute-force window mean and deviation per pixel (borders cut), a
+/// constant plane gives zeros, and a gain and offset (v -> 3 v + 0.2) change the output only through eps.
+#[test]
+fn local_normalisation_matches_brute_force_and_removes_gain() {
+    use corrflow::models::descriptor::{local_normalise, NORMALISE_EPS, NORMALISE_RADIUS};
+    let (w, h) = (23, 19);
+    let mut rng = Rng::new(8);
+    let plane: Vec<f32> = (0..w * h).map(|_| 0.5 + 0.2 * rng.uniform()).collect();
+    let got = local_normalise(&plane, w, h);
+    let r = NORMALISE_RADIUS as i64;
+    for (y, x) in [(0usize, 0usize), (9, 11), (18, 22), (3, 17)] {
+        let mut vals = Vec::new();
+        for yy in (y as i64 - r).max(0)..(y as i64 + r + 1).min(h as i64) {
+            for xx in (x as i64 - r).max(0)..(x as i64 + r + 1).min(w as i64) {
+                vals.push(plane[yy as usize * w + xx as usize] as f64);
+            }
+        }
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64).sqrt();
+        let want = (plane[y * w + x] as f64 - mean) / (sd + NORMALISE_EPS as f64);
+        assert!((got[y * w + x] as f64 - want).abs() < 1e-5, "({x}, {y}): {} vs {want}", got[y * w + x]);
+    }
+    assert!(local_normalise(&vec![0.3; w * h], w, h).iter().all(|&v| v.abs() < 1e-5));
+    let brighter: Vec<f32> = plane.iter().map(|v| 3.0 * v + 0.2).collect();
+    let g2 = local_normalise(&brighter, w, h);
+    // (v - m) / (s + e) against (v - m) / (s + e / 3): within the eps share of the deviation.
+    for (a, b) in got.iter().zip(&g2) {
+        assert!((a - b).abs() <= 0.15 * a.abs().max(0.05), "{a} vs {b}");
+    }
 }

@@ -136,6 +136,15 @@ pub fn run_match(args: MatchArgs) -> Result<()> {
     for (stage, d) in &report.stages {
         say!("time: {stage} {:.1} ms", d.as_secs_f64() * 1e3);
     }
+    let ((wa, ha), (wb, hb)) = report.sizes;
+    if let Some(net) = describer.gpu_bytes(wa.max(wb), ha.max(hb)) {
+        say!(
+            "GPU memory for describing: {:.1} MB (the network's activations at {}x{} and its weights; one image at a time)",
+            net as f64 / 1e6,
+            wa.max(wb),
+            ha.max(hb)
+        );
+    }
     say!(
         "GPU memory for matching: {:.1} MB (no all-pairs matrix: bounded by the descriptors)",
         report.gpu_bytes as f64 / 1e6

@@ -61,6 +61,11 @@ pub trait DenseDescriber {
     fn describe_at(&self, image: &RgbImage, dense: &DenseDescriptors, points: &[(f64, f64)]) -> Result<Vec<f32>>;
     /// A short name for reports (`raw`, `trained`, ...).
     fn name(&self) -> String;
+    /// GPU memory describing a `width x height` image takes (a network's activations and weights), bytes;
+    /// `None` for a describer that runs on the CPU.
+    fn gpu_bytes(&self, _width: u32, _height: u32) -> Option<u64> {
+        None
+    }
 }
 
 impl DenseDescriber for RawPatchConfig {

@@ -149,7 +149,7 @@ impl DescDataConfig {
 
     /// Viewpoint and illumination changes wider than [`WarpConfig::default`]'s, closer to real image pairs
     /// of one planar scene (the evaluation pairs have scale changes of 0.6-2.4, anisotropy up to ~2.8 and
-    /// strong illumination changes): rotation +-40 degrees, scale 0.5-2, shear 0.25, perspective 0.5,
+    /// strong illumination changes): rotation +-40 degrees, scale 0.4-2.5, shear 0.25, perspective 0.5,
     /// translation 15 %, at least 40 % of B inside A; per image: gains 0.7-1.4, contrast 0.5-2, gamma
     /// 0.5-2, brightness +-0.2, blur in 30 % of images (sigma 0.3-1.5 px), noise sigma up to 0.03.
     pub fn training_warp() -> WarpConfig {
@@ -158,7 +158,7 @@ impl DescDataConfig {
             width: 128,
             height: 128,
             max_rotation_deg: 40.0,
-            scale_range: (0.5, 2.0),
+            scale_range: (0.4, 2.5),
             max_shear: 0.25,
             max_perspective: 0.5,
             max_translation: 0.15,

@@ -123,4 +123,8 @@ impl DenseDescriber for DescriptorEnsemble {
     fn name(&self) -> String {
         self.name.clone()
     }
+    /// The members run one after the other: the largest member's memory.
+    fn gpu_bytes(&self, width: u32, height: u32) -> Option<u64> {
+        self.members.iter().filter_map(|m| m.gpu_bytes_at(width as usize, height as usize)).max()
+    }
 }

@@ -24,10 +24,12 @@
 //! grid's convention (3x3 steps would put it at `4 j`, 1.5 px off). The receptive field, 38 px, covers
 //! L2-Net's 32 x 32 patch. About 20,600 multiply-adds per input pixel; measured costs are in the README.
 //!
-//! Input: Rec. 601 luma in [0, 1], normalised per image to zero mean and unit standard deviation
-//! ([`normalise_grey`]), which removes global gain, contrast and brightness changes.
+//! Input: Rec. 601 luma in [0, 1], locally normalised to zero mean and unit standard deviation over a
+//! 17 x 17 window ([`local_normalise`]), which removes gain, contrast and brightness changes, also local
+//! ones (shadows, backlit facades), as the normalised cross-correlation of the raw-patch baseline does.
 //!
-//! **Patch mode** ([`Descriptor::describe_patches`]): a 32 x 32 patch (normalised on its own) runs through
+//! **Patch mode** ([`Descriptor::describe_patches`]): a 32 x 32 patch (normalised on its own, the window
+//! cut at its borders) runs through
 //! the same tower with the same weights, giving an 8 x 8 map; the patch's descriptor is that map sampled
 //! bilinearly at the patch centre (15.5, 15.5), i.e. the mean of cells (3..4, 3..4), re-normalised. It
 //! equals the dense descriptor of the patch centre computed inside a larger image except for the context
@@ -64,8 +66,12 @@ pub const DEFAULT_DIM: usize = 128;
 pub const PATCH: usize = 32;
 /// The widths of conv1 .. conv5 at width 1.
 pub const BASE_CHANNELS: [usize; 5] = [32, 32, 64, 64, 128];
-/// Added to the standard deviation when normalising an image or patch (grey levels in [0, 1]).
-pub const NORMALISE_EPS: f32 = 1e-3;
+/// Radius of the local contrast normalisation window ([`local_normalise`]): 17 x 17 pixels, about half the
+/// receptive field.
+pub const NORMALISE_RADIUS: usize = 8;
+/// Added to the local standard deviation (grey levels in [0, 1]): about 2.5 8-bit levels, so that flat,
+/// noisy regions are not blown up beyond what a normalised cross-correlation would.
+pub const NORMALISE_EPS: f32 = 0.01;
 /// The name of the graph's input.
 pub const INPUT: &str = "image";
 /// Checkpoint tensors whose names start with this belong to the training loss (ProxyNCA's proxies), not to
@@ -193,27 +199,50 @@ pub fn network_weights(weights: &Weights) -> Weights {
     out
 }
 
-/// Rec. 601 luma of `image` in [0, 1], normalised to zero mean and unit standard deviation (plus
-/// [`NORMALISE_EPS`]), row-major.
+/// Rec. 601 luma of `image` in [0, 1], locally normalised ([`local_normalise`]), row-major.
 pub fn normalise_grey(image: &RgbImage) -> Vec<f32> {
-    let mut g: Vec<f32> =
+    let g: Vec<f32> =
         image.pixels().map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0).collect();
-    normalise(&mut g);
-    g
+    local_normalise(&g, image.width() as usize, image.height() as usize)
 }
 
-/// Zero mean, unit standard deviation (plus [`NORMALISE_EPS`]), in place.
-pub fn normalise(v: &mut [f32]) {
-    if v.is_empty() {
-        return;
+/// Local contrast normalisation of a `w x h` plane (row-major): `(v - mean) / (std + NORMALISE_EPS)` with
+/// the mean and standard deviation of the `(2 r + 1)^2` window around each pixel (r =
+/// [`NORMALISE_RADIUS`], the window cut at the borders), from integral images. What the raw-patch baseline's
+/// per-patch normalisation (normalised cross-correlation) does for a patch, done once for the image: the
+/// descriptor's input no longer depends on the local brightness and contrast, which differ across a scene
+/// between two photos (a backlit facade, a shadow) and which a global normalisation leaves.
+pub fn local_normalise(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
+    if w == 0 || h == 0 || plane.len() != w * h {
+        return plane.to_vec();
     }
-    let n = v.len() as f64;
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    let scale = 1.0 / (var.sqrt() as f32 + NORMALISE_EPS);
-    for x in v.iter_mut() {
-        *x = (*x - mean as f32) * scale;
+    // Integral images of v and v^2, (w + 1) x (h + 1), in f64.
+    let (iw, r) = (w + 1, NORMALISE_RADIUS);
+    let mut s1 = vec![0.0f64; iw * (h + 1)];
+    let mut s2 = vec![0.0f64; iw * (h + 1)];
+    for y in 0..h {
+        let (mut row1, mut row2) = (0.0, 0.0);
+        for x in 0..w {
+            let v = plane[y * w + x] as f64;
+            row1 += v;
+            row2 += v * v;
+            s1[(y + 1) * iw + x + 1] = s1[y * iw + x + 1] + row1;
+            s2[(y + 1) * iw + x + 1] = s2[y * iw + x + 1] + row2;
+        }
     }
+    let mut out = vec![0.0f32; w * h];
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+            let box_sum = |s: &[f64]| s[y1 * iw + x1] - s[y0 * iw + x1] - s[y1 * iw + x0] + s[y0 * iw + x0];
+            let n = ((y1 - y0) * (x1 - x0)) as f64;
+            let mean = box_sum(&s1) / n;
+            let var = (box_sum(&s2) / n - mean * mean).max(0.0);
+            out[y * w + x] = ((plane[y * w + x] as f64 - mean) / (var.sqrt() + NORMALISE_EPS as f64)) as f32;
+        }
+    }
+    out
 }
 
 /// `plane` (`w x h`, row-major) extended by its edge values to `pw x ph` (both at least as large).
@@ -241,6 +270,9 @@ impl Descriptor {
         let weights = network_weights(weights);
         let arch = DescriptorArch::infer(&weights)?;
         let net = Network::new(ctx, arch.graph()?, &weights)?;
+        // One recorded plan: the activations of one image size live at a time, which bounds the memory of
+        // describing two images of different sizes by the larger one (re-recording costs milliseconds).
+        net.set_plan_capacity(1);
         Ok(Descriptor { arch, net, name: "descriptor".into() })
     }
 
@@ -271,6 +303,15 @@ impl Descriptor {
         self.net.weights(ctx, &self.name)
     }
 
+    /// GPU memory of describing one `w x h` image: every activation of the graph at the padded size (the
+    /// recorded plan allocates them all) and the weights, bytes (`None` if the network cannot run at that size).
+    pub fn gpu_bytes_at(&self, w: usize, h: usize) -> Option<u64> {
+        let (pw, ph) = (w.div_ceil(STRIDE) * STRIDE, h.div_ceil(STRIDE) * STRIDE);
+        let shapes = self.net.graph().shapes(&[[1, 1, ph, pw]]).ok()?;
+        let acts: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+        Some(4 * (acts + self.arch.num_params()) as u64)
+    }
+
     /// The dense map `[N, D, H / 4, W / 4]` of normalised grey images `[N, 1, H, W]` (H, W multiples of 4).
     pub fn describe_batch(&self, ctx: &Context, images: &HostTensor) -> Result<HostTensor> {
         let [_, c, h, w] = images.shape;
@@ -284,8 +325,8 @@ impl Descriptor {
         out.into_iter().next().ok_or(Error::Shape { op: "descriptor", message: "no output".into() })
     }
 
-    /// Descriptors of 32 x 32 grey patches (`patches.len() / 1024` of them, each row-major in [0, 1] or any
-    /// scale: each is normalised on its own), in patch mode (see the module documentation): `dim` values
+    /// Descriptors of 32 x 32 grey patches (`patches.len() / 1024` of them, each row-major in [0, 1]; each
+    /// is normalised on its own, [`local_normalise`]), in patch mode (see the module documentation): `dim` values
     /// per patch, unit norm.
     pub fn describe_patches(&self, ctx: &Context, patches: &[f32]) -> Result<Vec<f32>> {
         let side = PATCH * PATCH;
@@ -300,8 +341,7 @@ impl Descriptor {
         // 256 patches per pass bound the activations (conv1: 256 x 32 x 16 x 16 floats, 8 MB).
         for chunk in patches.chunks(256 * side) {
             let n = chunk.len() / side;
-            let mut data = chunk.to_vec();
-            data.chunks_mut(side).for_each(normalise);
+            let data: Vec<f32> = chunk.chunks(side).flat_map(|p| local_normalise(p, PATCH, PATCH)).collect();
             let map = self.describe_batch(ctx, &HostTensor::new([n, 1, PATCH, PATCH], data)?)?;
             let g = PATCH / STRIDE;
             for i in 0..n {
@@ -395,6 +435,9 @@ impl DenseDescriber for Descriptor {
     }
     fn name(&self) -> String {
         self.name.clone()
+    }
+    fn gpu_bytes(&self, width: u32, height: u32) -> Option<u64> {
+        self.gpu_bytes_at(width as usize, height as usize)
     }
 }
 
