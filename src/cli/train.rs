@@ -315,6 +315,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let on_terminal = !bar.is_hidden();
+    // Above the bar on a terminal; plain lines otherwise (a hidden bar drops its `println`).
+    let note = |text: String| {
+        if on_terminal {
+            bar.println(text);
+        } else {
+            say!("{text}");
+        }
+    };
     let mut recent = Vec::new();
     let mut last_val: Option<f64> = None;
     let mut last_row_time = Instant::now();
@@ -357,7 +365,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
             if let Some(v) = val {
                 let real: Vec<String> = v.real.iter().map(|(d, e, z, _)| format!("{d} {e:.3} (zero {z:.3})")).collect();
-                bar.println(format!(
+                note(format!(
                     "validation at step {step}: synthetic EPE {:.3}{}{}  [{:.1} s]",
                     v.synthetic_epe,
                     if real.is_empty() { "" } else { ", " },
@@ -369,7 +377,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     best = Some(v.synthetic_epe);
                     trainer.set_metadata("val_synthetic_epe", format!("{:.4}", v.synthetic_epe));
                     trainer.save_weights(&ctx, &best_path)?;
-                    bar.println(format!("best so far: {} (step {step})", best_path.display()));
+                    note(format!("best so far: {} (step {step})", best_path.display()));
                 }
                 log.plot(&plot_path)?;
             }
