@@ -93,6 +93,9 @@ pub struct TrainArgs {
     seed: u64,
 }
 
+/// Largest host batch `train` allocates, bytes.
+const MAX_BATCH_BYTES: u64 = 2 << 30;
+
 /// `<out>` with its extension replaced by `suffix` (`run.safetensors` -> `run.best.safetensors`).
 fn beside(out: &Path, suffix: &str) -> PathBuf {
     let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "flownet".into());
@@ -150,6 +153,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         });
     }
     let (w, h) = parse_size("train", "--size", &args.size, 64, 4096)?;
+    // The host batch (frames A and B, flow: 8 floats a pixel) is allocated every step: bound it before any work.
+    let batch_bytes = args.batch as u64 * 8 * 4 * w as u64 * h as u64;
+    if batch_bytes > MAX_BATCH_BYTES {
+        return Err(Error::InvalidParam {
+            op: "train",
+            message: format!(
+                "--batch {} at {w}x{h} needs {:.1} GiB per batch on the host (limit {} GiB): use a smaller --batch or --size",
+                args.batch,
+                batch_bytes as f64 / (1u64 << 30) as f64,
+                MAX_BATCH_BYTES >> 30
+            ),
+        });
+    }
     if args.resume && (args.init.is_some() || args.overwrite) {
         return Err(Error::InvalidParam {
             op: "train",
