@@ -113,8 +113,9 @@ fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
     }
 }
 
-/// A line from (x0, y0) to (x1, y1), `thick` pixels wide (Bresenham with a square pen).
-fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3], thick: i64) {
+/// A line from (x0, y0) to (x1, y1), both ends drawn, `thick` pixels wide (Bresenham with a square pen),
+/// clipped to the image.
+pub fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3], thick: i64) {
     let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
     let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
     let (mut x, mut y, mut err) = (x0, y0, dx + dy);

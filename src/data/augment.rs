@@ -14,6 +14,7 @@
 //!
 //! Every draw comes from the seed, so an augmented sample is a pure function of (sample, config, seed).
 
+use crate::data::filter::{bilinear, gaussian_blur};
 use crate::data::synthetic::Sampler;
 use crate::flow::{is_valid_flow, Flow};
 use crate::{Error, Result};
@@ -226,19 +227,6 @@ impl View {
     }
 }
 
-/// Bilinear sample of channel plane `plane` (`w x h`) at `(x, y)`, which the views keep inside the grid
-/// (clamped for rounding).
-fn bilinear(plane: &[f32], w: usize, h: usize, x: f64, y: f64) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f64);
-    let y = y.clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-    let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
-    top * (1.0 - fy) + bottom * fy
-}
-
 /// Bilinear sample of the flow at `(x, y)` over its known neighbours only (weights renormalised); `None`
 /// where no neighbour is known.
 fn flow_at(flow: &Flow, x: f64, y: f64) -> Option<(f64, f64)> {
@@ -288,40 +276,6 @@ fn draw_views(cfg: &AugmentConfig, s: &mut Sampler, w: usize, h: usize) -> (View
         zoom *= 1.05;
     }
     identity
-}
-
-/// Separable Gaussian blur of each channel plane, edges clamped.
-fn blur(frame: &mut [f32], w: usize, h: usize, sigma: f64) {
-    if sigma <= 0.0 {
-        return;
-    }
-    let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
-    let norm: f32 = kernel.iter().sum();
-    let kernel: Vec<f32> = kernel.iter().map(|k| k / norm).collect();
-    let mut tmp = vec![0.0f32; w * h];
-    for plane in frame.chunks_exact_mut(w * h) {
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let xx = (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
-                    acc += kv * plane[y * w + xx];
-                }
-                tmp[y * w + x] = acc;
-            }
-        }
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let yy = (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
-                    acc += kv * tmp[yy * w + x];
-                }
-                plane[y * w + x] = acc;
-            }
-        }
-    }
 }
 
 /// Per-frame photometric parameters.
@@ -407,8 +361,9 @@ pub fn augment(pair: &FramePair, cfg: &AugmentConfig, seed: u64) -> Result<Frame
     relative.apply(&mut out.frame_b, plane);
     if cfg.blur_prob > 0.0 && s.unit() < cfg.blur_prob {
         let sigma = s.range(cfg.blur_sigma.0, cfg.blur_sigma.1);
-        blur(&mut out.frame_a, w, h, sigma);
-        blur(&mut out.frame_b, w, h, sigma);
+        for channel in out.frame_a.chunks_exact_mut(plane).chain(out.frame_b.chunks_exact_mut(plane)) {
+            gaussian_blur(channel, w, h, 1, sigma);
+        }
     }
     let noise = s.range(cfg.noise_std.0, cfg.noise_std.1);
     if noise > 0.0 {
