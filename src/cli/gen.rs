@@ -47,18 +47,8 @@ pub fn run(args: GenArgs) -> Result<()> {
             message: "nothing to do: give --out DIR, --stats, or both".into(),
         });
     }
-    if !(1..=100_000).contains(&args.count) {
-        return Err(Error::InvalidParam {
-            op: "gen",
-            message: format!("--count {}: must be in 1..=100000", args.count),
-        });
-    }
-    if args.seed >= 1 << 23 {
-        return Err(Error::InvalidParam {
-            op: "gen",
-            message: format!("--seed {}: must be below 2^23 (8388608)", args.seed),
-        });
-    }
+    super::check_int("gen", "--count", args.count, 1, 100_000)?;
+    super::check_int("gen", "--seed", args.seed, 0, (1 << 23) - 1)?;
     let (w, h) = super::parse_size("gen", "--size", &args.size, 1, 4096)?;
     let mut cfg = SyntheticConfig::default();
     if let Some(dir) = &args.textures {

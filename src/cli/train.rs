@@ -19,7 +19,7 @@ use corrflow::training::validate::Validator;
 use corrflow::training::{DataSource, Loader, TrainConfig, Trainer};
 use corrflow::{Error, FlowNet, Result};
 
-use super::{check_range, parse_size};
+use super::{check_int, check_range, parse_size};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -122,36 +122,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     check_range("train", "--width", args.width, 0.0, 4.0, true)?;
     check_range("train", "--lr", args.lr, 0.0, 1.0, true)?;
     check_range("train", "--weight-decay", args.weight_decay, 0.0, 0.999, false)?;
-    if !(1..=1_000_000_000).contains(&args.steps) {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--steps {}: must be in 1..=1000000000", args.steps),
-        });
-    }
-    if !(1..=256).contains(&args.batch) {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--batch {}: must be in 1..=256", args.batch),
-        });
-    }
-    if args.seed >= 1 << 23 {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--seed {}: must be below 2^23 (8388608)", args.seed),
-        });
-    }
-    if args.val_pairs > 1000 {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--val-pairs {}: at most 1000", args.val_pairs),
-        });
-    }
-    if args.checkpoint_every == 0 || args.log_every == 0 {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: "--checkpoint-every and --log-every must be at least 1".into(),
-        });
-    }
+    check_int("train", "--steps", args.steps, 1, 1_000_000_000)?;
+    check_int("train", "--batch", args.batch as u64, 1, 256)?;
+    check_int("train", "--seed", args.seed, 0, (1 << 23) - 1)?;
+    check_int("train", "--val-pairs", args.val_pairs as u64, 0, 1000)?;
+    check_int("train", "--checkpoint-every", args.checkpoint_every, 1, u64::MAX)?;
+    check_int("train", "--log-every", args.log_every, 1, u64::MAX)?;
     let (w, h) = parse_size("train", "--size", &args.size, 64, 4096)?;
     // The host batch (frames A and B, flow: 8 floats a pixel) is allocated every step: bound it before any work.
     let batch_bytes = args.batch as u64 * 8 * 4 * w as u64 * h as u64;
