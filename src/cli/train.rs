@@ -66,9 +66,15 @@ pub struct TrainArgs {
     /// Texture synthetic layers with crops of the images in this folder (your own photos).
     #[arg(long)]
     textures: Option<PathBuf>,
-    /// Train on the samples as generated, without FlowNet's augmentation.
-    #[arg(long)]
+    /// Train on the samples as generated, without FlowNet's augmentation (same as `--augment none`).
+    #[arg(long, conflicts_with = "augment")]
     no_augment: bool,
+    /// FlowNet's augmentation: `default`, `none`, or overrides such as
+    /// `zoom=1:1.3,rotate_deg=5,noise_std=0:0.01,blur_prob=0` (fields: geometric_prob, zoom, rotate_deg,
+    /// translate, relative_zoom, relative_rotate_deg, relative_translate_px, colour, contrast, gamma,
+    /// brightness_std, relative_photometric, blur_prob, blur_sigma, noise_std; ranges as lo:hi).
+    #[arg(long, default_value = "default")]
+    augment: String,
     /// Checkpoint path (Adam's state, the best weights, the CSV log and the plot go beside it).
     #[arg(long, default_value = "flownet.safetensors")]
     out: PathBuf,
@@ -191,7 +197,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ("size", format!("{w}x{h}")),
         ("data", args.data.as_ref().map_or("synthetic".into(), |d| d.display().to_string())),
         ("textures", args.textures.as_ref().map_or("none".into(), |d| d.display().to_string())),
-        ("augment", (!args.no_augment).to_string()),
+        (
+            "augment",
+            if args.no_augment { "none".to_string() } else { AugmentConfig::from_spec(&args.augment)?.to_spec() },
+        ),
     ];
     let config = TrainConfig {
         adam: corrflow::ops::optim::AdamConfig {
@@ -245,7 +254,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .parse()
         .map_err(|_| Error::InvalidParam { op: "train", message: "checkpoint has a bad batch".into() })?;
     let (w, h) = parse_size("train", "the checkpoint's size", &get("size"), 64, 4096)?;
-    let augment = get("augment") != "false";
+    let augment = AugmentConfig::from_spec(&get("augment"))?;
     let source = match get("data").as_str() {
         "synthetic" | "" => {
             let mut cfg = SyntheticConfig::default();
@@ -270,20 +279,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         arch.variant,
         arch.width,
         arch.num_params(),
-        if augment { " with augmentation" } else { "" },
+        if augment == AugmentConfig::none() { "" } else { " with augmentation" },
         args.steps
     );
     let mut loader = Loader::with_options(
         source,
-        LoaderOptions {
-            batch,
-            height: h,
-            width: w,
-            seed,
-            augment: if augment { AugmentConfig::default() } else { AugmentConfig::none() },
-            start_batch: trainer.steps(),
-            prefetch: 2,
-        },
+        LoaderOptions { batch, height: h, width: w, seed, augment, start_batch: trainer.steps(), prefetch: 2 },
     )?;
 
     // Validation sets.
