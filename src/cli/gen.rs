@@ -29,9 +29,10 @@ pub struct GenArgs {
     /// Texture some layers with crops of the images in this folder.
     #[arg(long)]
     textures: Option<PathBuf>,
-    /// Apply the training augmentation (FlowNet §5.2), as `corrflow train` does by default.
-    #[arg(long)]
-    augment: bool,
+    /// Apply the training augmentation (FlowNet §5.2) as `corrflow train` does: `--augment` alone for the
+    /// default, or a specification as `train --augment` takes (`zoom=1:1.3,noise_std=0:0.01`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "default")]
+    augment: Option<String>,
     /// Print the displacement histogram of the pairs.
     #[arg(long)]
     stats: bool,
@@ -55,7 +56,10 @@ pub fn run(args: GenArgs) -> Result<()> {
         cfg.photos = load_texture_folder(dir)?;
     }
     let source = DataSource::Synthetic(cfg);
-    let aug = if args.augment { AugmentConfig::default() } else { AugmentConfig::none() };
+    let aug = match &args.augment {
+        Some(spec) => AugmentConfig::from_spec(spec)?,
+        None => AugmentConfig::none(),
+    };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
     }
@@ -99,7 +103,7 @@ pub fn run(args: GenArgs) -> Result<()> {
         say!("wrote {} pairs ({w}x{h}) to {} in {secs:.1} s", args.count, dir.display());
     }
     if args.stats {
-        print_stats(&mut magnitudes, args.count, w, h, args.augment);
+        print_stats(&mut magnitudes, args.count, w, h, args.augment.is_some());
     }
     Ok(())
 }
