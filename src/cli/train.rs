@@ -337,11 +337,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let validate = last || (args.validate_every > 0 && step % args.validate_every == 0);
         if step % args.log_every == 0 || validate {
             let rate = (step - last_row_step) as f64 * batch as f64 / last_row_time.elapsed().as_secs_f64().max(1e-9);
-            last_row_time = Instant::now();
             last_row_step = step;
             let loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
             recent.clear();
             let val = if validate { Some(validator.run(&ctx, trainer.network())?) } else { None };
+            // The next row's rate counts training only, not this validation.
+            last_row_time = Instant::now();
             let row = TrainRow {
                 step,
                 wall_s: wall0 + start.elapsed().as_secs_f64(),
