@@ -113,8 +113,9 @@ fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
     }
 }
 
-/// A line from (x0, y0) to (x1, y1), `thick` pixels wide (Bresenham with a square pen).
-fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3], thick: i64) {
+/// A line from (x0, y0) to (x1, y1), both ends drawn, `thick` pixels wide (Bresenham with a square pen),
+/// clipped to the image.
+pub fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3], thick: i64) {
     let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
     let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
     let (mut x, mut y, mut err) = (x0, y0, dx + dy);
@@ -247,8 +248,7 @@ impl Chart {
         line(&mut img, (left, top + ph), (left + pw, top + ph), BLACK, 1);
         draw_text(&mut img, left + pw / 2 - text_width(&self.x_label, 1) / 2, top + ph + 20, &self.x_label, BLACK, 1);
         draw_text(&mut img, 4, top - 14, &self.y_label, BLACK, 1);
-        // Series and legend.
-        let mut legend_y = top + 6;
+        // Series, then the legend on a white box over them (top right), so no line hides it.
         for s in &self.series {
             let mut prev: Option<(i64, i64)> = None;
             for &(x, y) in &s.points {
@@ -269,11 +269,21 @@ impl Chart {
                 }
                 prev = Some(p);
             }
-            if !s.name.is_empty() {
-                let lx = left + pw - text_width(&s.name, 1) - 30;
-                line(&mut img, (lx, legend_y + 3), (lx + 18, legend_y + 3), s.colour, 3);
-                draw_text(&mut img, lx + 24, legend_y, &s.name, BLACK, 1);
-                legend_y += 12;
+        }
+        let named: Vec<&Series> = self.series.iter().filter(|s| !s.name.is_empty()).collect();
+        if !named.is_empty() {
+            let text = named.iter().map(|s| text_width(&s.name, 1)).max().unwrap_or(0);
+            let (bw, bh) = (text + 34, 12 * named.len() as i64 + 6);
+            let (bx, by) = (left + pw - bw - 4, top + 4);
+            for y in by..by + bh {
+                for x in bx..bx + bw {
+                    put(&mut img, x, y, WHITE);
+                }
+            }
+            for (i, s) in named.iter().enumerate() {
+                let ly = by + 4 + 12 * i as i64;
+                line(&mut img, (bx + 4, ly + 3), (bx + 22, ly + 3), s.colour, 3);
+                draw_text(&mut img, bx + 28, ly, &s.name, BLACK, 1);
             }
         }
         img

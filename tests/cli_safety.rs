@@ -161,3 +161,29 @@ fn outputs_go_only_to_regular_files() {
     assert!(!Path::new(&out).exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Case 8: the first run on an adapter says the kernels are being compiled (with a count), later runs do not.
+#[test]
+fn first_run_says_it_compiles_the_kernels() {
+    if corrflow::Context::new_blocking().is_err() {
+        eprintln!("skipping: no adapter");
+        return;
+    }
+    let dir = tmp("first-run");
+    let (a, b, w, _) = inputs(&dir);
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_corrflow"))
+            .args(["flow", &a, &b, "--weights", &w, "--out", &dir.join("f.flo").to_string_lossy(), "--png"])
+            .arg(dir.join("f.png"))
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let first = run();
+    assert!(first.contains("first run on this adapter") && first.contains("compiling kernel"), "{first}");
+    let second = run();
+    assert!(!second.contains("first run"), "{second}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -180,3 +180,24 @@ fn recorded_plans_are_bounded_per_input_size() {
     let flow = net.estimate(ctx, &frame(64, 192), &frame(64, 192)).unwrap();
     assert_eq!((flow.width, flow.height, net.cached_plans()), (64, 192, 2));
 }
+
+/// The embedded model (`FlowNet::pretrained`, what `corrflow flow` uses by default) loads with its recorded
+/// architecture and step, and its flow on the demo pair is far better than zero flow and close to the truth
+/// (the demo's motion is a smooth rotation, zoom and shift of 4-9 px; README's model card has the figures).
+#[test]
+fn embedded_model_beats_zero_flow_on_the_demo_pair() {
+    let Some(ctx) = common::gpu() else { return };
+    let weights = corrflow::models::pretrained::flownet_weights().unwrap();
+    assert!(weights.metadata().get("step").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s > 0));
+    let net = FlowNet::pretrained(ctx).unwrap();
+    let (a, b, gt) = corrflow::data::demo::demo_pair();
+    let flow = net.estimate(ctx, &image::DynamicImage::ImageRgb8(a), &image::DynamicImage::ImageRgb8(b)).unwrap();
+    let epe = corrflow::metrics::epe(&flow, &gt, None).unwrap();
+    let zero = corrflow::metrics::epe(&corrflow::Flow::zeros(gt.width, gt.height), &gt, None).unwrap();
+    eprintln!(
+        "embedded {} width {}: demo EPE {epe:.3} px, zero flow {zero:.3} px",
+        net.arch().variant,
+        net.arch().width
+    );
+    assert!(epe < 0.5 * zero, "demo EPE {epe} vs zero flow {zero}");
+}

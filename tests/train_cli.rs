@@ -73,7 +73,7 @@ fn numeric_arguments_are_range_checked() {
     let dir = tmp("ranges");
     let out = dir.join("r.safetensors");
     let o = out.to_string_lossy().to_string();
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (&["--width", "0"], "--width"),
         (&["--width=-1"], "--width"),
         (&["--width", "-1"], "--width"),
@@ -84,6 +84,8 @@ fn numeric_arguments_are_range_checked() {
         (&["--lr", "NaN"], "--lr"),
         (&["--steps", "0"], "--steps"),
         (&["--size", "65x64"], "--size"),
+        (&["--size", "4096x4096", "--batch", "256"], "--batch"),
+        (&["--augment", "zoom=2:1"], "zoom"),
     ];
     for (extra, flag) in cases {
         let mut args = vec!["train", "--out", &o];

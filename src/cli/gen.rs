@@ -29,9 +29,10 @@ pub struct GenArgs {
     /// Texture some layers with crops of the images in this folder.
     #[arg(long)]
     textures: Option<PathBuf>,
-    /// Apply the training augmentation (FlowNet §5.2), as `corrflow train` does by default.
-    #[arg(long)]
-    augment: bool,
+    /// Apply the training augmentation (FlowNet §5.2) as `corrflow train` does: `--augment` alone for the
+    /// default, or a specification as `train --augment` takes (`zoom=1:1.3,noise_std=0:0.01`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "default")]
+    augment: Option<String>,
     /// Print the displacement histogram of the pairs.
     #[arg(long)]
     stats: bool,
@@ -47,25 +48,18 @@ pub fn run(args: GenArgs) -> Result<()> {
             message: "nothing to do: give --out DIR, --stats, or both".into(),
         });
     }
-    if !(1..=100_000).contains(&args.count) {
-        return Err(Error::InvalidParam {
-            op: "gen",
-            message: format!("--count {}: must be in 1..=100000", args.count),
-        });
-    }
-    if args.seed >= 1 << 23 {
-        return Err(Error::InvalidParam {
-            op: "gen",
-            message: format!("--seed {}: must be below 2^23 (8388608)", args.seed),
-        });
-    }
+    super::check_int("gen", "--count", args.count, 1, 100_000)?;
+    super::check_int("gen", "--seed", args.seed, 0, (1 << 23) - 1)?;
     let (w, h) = super::parse_size("gen", "--size", &args.size, 1, 4096)?;
     let mut cfg = SyntheticConfig::default();
     if let Some(dir) = &args.textures {
         cfg.photos = load_texture_folder(dir)?;
     }
     let source = DataSource::Synthetic(cfg);
-    let aug = if args.augment { AugmentConfig::default() } else { AugmentConfig::none() };
+    let aug = match &args.augment {
+        Some(spec) => AugmentConfig::from_spec(spec)?,
+        None => AugmentConfig::none(),
+    };
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
     }
@@ -109,7 +103,7 @@ pub fn run(args: GenArgs) -> Result<()> {
         say!("wrote {} pairs ({w}x{h}) to {} in {secs:.1} s", args.count, dir.display());
     }
     if args.stats {
-        print_stats(&mut magnitudes, args.count, w, h, args.augment);
+        print_stats(&mut magnitudes, args.count, w, h, args.augment.is_some());
     }
     Ok(())
 }

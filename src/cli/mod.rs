@@ -124,6 +124,14 @@ pub(crate) fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Checks that the integer `value` is in `lo..=hi`, naming the flag.
+pub(crate) fn check_int(op: &'static str, flag: &str, value: u64, lo: u64, hi: u64) -> Result<()> {
+    if (lo..=hi).contains(&value) {
+        return Ok(());
+    }
+    Err(Error::InvalidParam { op, message: format!("{flag} {value}: must be in {lo}..={hi}") })
+}
+
 /// Checks that `value` is finite and inside `lo..=hi` (or `lo < value` when `open_lo`), naming the flag.
 pub(crate) fn check_range(op: &'static str, flag: &str, value: f64, lo: f64, hi: f64, open_lo: bool) -> Result<()> {
     let ok = value.is_finite() && if open_lo { value > lo } else { value >= lo } && value <= hi;

@@ -19,7 +19,7 @@ use corrflow::training::validate::Validator;
 use corrflow::training::{DataSource, Loader, TrainConfig, Trainer};
 use corrflow::{Error, FlowNet, Result};
 
-use super::{beside, check_range, cpu_seconds, parse_size};
+use super::{beside, check_int, check_range, cpu_seconds, parse_size};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -66,9 +66,15 @@ pub struct TrainArgs {
     /// Texture synthetic layers with crops of the images in this folder (your own photos).
     #[arg(long)]
     textures: Option<PathBuf>,
-    /// Train on the samples as generated, without FlowNet's augmentation.
-    #[arg(long)]
+    /// Train on the samples as generated, without FlowNet's augmentation (same as `--augment none`).
+    #[arg(long, conflicts_with = "augment")]
     no_augment: bool,
+    /// FlowNet's augmentation: `default`, `none`, or overrides such as
+    /// `zoom=1:1.3,rotate_deg=5,noise_std=0:0.01,blur_prob=0` (fields: geometric_prob, zoom, rotate_deg,
+    /// translate, relative_zoom, relative_rotate_deg, relative_translate_px, colour, contrast, gamma,
+    /// brightness_std, relative_photometric, blur_prob, blur_sigma, noise_std; ranges as lo:hi).
+    #[arg(long, default_value = "default")]
+    augment: String,
     /// Checkpoint path (Adam's state, the best weights, the CSV log and the plot go beside it).
     #[arg(long, default_value = "flownet.safetensors")]
     out: PathBuf,
@@ -93,6 +99,9 @@ pub struct TrainArgs {
     seed: u64,
 }
 
+/// Largest host batch `train` allocates, bytes.
+const MAX_BATCH_BYTES: u64 = 2 << 30;
+
 pub fn run(args: TrainArgs) -> Result<()> {
     // Every argument is checked before any work.
     let variant = match args.variant.to_ascii_lowercase().as_str() {
@@ -103,37 +112,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
     check_range("train", "--width", args.width, 0.0, 4.0, true)?;
     check_range("train", "--lr", args.lr, 0.0, 1.0, true)?;
     check_range("train", "--weight-decay", args.weight_decay, 0.0, 0.999, false)?;
-    if !(1..=1_000_000_000).contains(&args.steps) {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--steps {}: must be in 1..=1000000000", args.steps),
-        });
-    }
-    if !(1..=256).contains(&args.batch) {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--batch {}: must be in 1..=256", args.batch),
-        });
-    }
-    if args.seed >= 1 << 23 {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--seed {}: must be below 2^23 (8388608)", args.seed),
-        });
-    }
-    if args.val_pairs > 1000 {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: format!("--val-pairs {}: at most 1000", args.val_pairs),
-        });
-    }
-    if args.checkpoint_every == 0 || args.log_every == 0 {
-        return Err(Error::InvalidParam {
-            op: "train",
-            message: "--checkpoint-every and --log-every must be at least 1".into(),
-        });
-    }
+    check_int("train", "--steps", args.steps, 1, 1_000_000_000)?;
+    check_int("train", "--batch", args.batch as u64, 1, 256)?;
+    check_int("train", "--seed", args.seed, 0, (1 << 23) - 1)?;
+    check_int("train", "--val-pairs", args.val_pairs as u64, 0, 1000)?;
+    check_int("train", "--checkpoint-every", args.checkpoint_every, 1, u64::MAX)?;
+    check_int("train", "--log-every", args.log_every, 1, u64::MAX)?;
     let (w, h) = parse_size("train", "--size", &args.size, 64, 4096)?;
+    // The host batch (frames A and B, flow: 8 floats a pixel) is allocated every step: bound it before any work.
+    let batch_bytes = args.batch as u64 * 8 * 4 * w as u64 * h as u64;
+    if batch_bytes > MAX_BATCH_BYTES {
+        return Err(Error::InvalidParam {
+            op: "train",
+            message: format!(
+                "--batch {} at {w}x{h} needs {:.1} GiB per batch on the host (limit {} GiB): use a smaller --batch or --size",
+                args.batch,
+                batch_bytes as f64 / (1u64 << 30) as f64,
+                MAX_BATCH_BYTES >> 30
+            ),
+        });
+    }
     if args.resume && (args.init.is_some() || args.overwrite) {
         return Err(Error::InvalidParam {
             op: "train",
@@ -183,7 +181,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ("size", format!("{w}x{h}")),
         ("data", args.data.as_ref().map_or("synthetic".into(), |d| d.display().to_string())),
         ("textures", args.textures.as_ref().map_or("none".into(), |d| d.display().to_string())),
-        ("augment", (!args.no_augment).to_string()),
+        (
+            "augment",
+            if args.no_augment { "none".to_string() } else { AugmentConfig::from_spec(&args.augment)?.to_spec() },
+        ),
     ];
     let config = TrainConfig {
         adam: corrflow::ops::optim::AdamConfig {
@@ -237,7 +238,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .parse()
         .map_err(|_| Error::InvalidParam { op: "train", message: "checkpoint has a bad batch".into() })?;
     let (w, h) = parse_size("train", "the checkpoint's size", &get("size"), 64, 4096)?;
-    let augment = get("augment") != "false";
+    let augment = AugmentConfig::from_spec(&get("augment"))?;
     let source = match get("data").as_str() {
         "synthetic" | "" => {
             let mut cfg = SyntheticConfig::default();
@@ -262,20 +263,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         arch.variant,
         arch.width,
         arch.num_params(),
-        if augment { " with augmentation" } else { "" },
+        if augment == AugmentConfig::none() { "" } else { " with augmentation" },
         args.steps
     );
     let mut loader = Loader::with_options(
         source,
-        LoaderOptions {
-            batch,
-            height: h,
-            width: w,
-            seed,
-            augment: if augment { AugmentConfig::default() } else { AugmentConfig::none() },
-            start_batch: trainer.steps(),
-            prefetch: 2,
-        },
+        LoaderOptions { batch, height: h, width: w, seed, augment, start_batch: trainer.steps(), prefetch: 2 },
     )?;
 
     // Validation sets.
@@ -336,11 +329,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let validate = last || (args.validate_every > 0 && step % args.validate_every == 0);
         if step % args.log_every == 0 || validate {
             let rate = (step - last_row_step) as f64 * batch as f64 / last_row_time.elapsed().as_secs_f64().max(1e-9);
-            last_row_time = Instant::now();
             last_row_step = step;
             let loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
             recent.clear();
             let val = if validate { Some(validator.run(&ctx, trainer.network())?) } else { None };
+            // The next row's rate counts training only, not this validation.
+            last_row_time = Instant::now();
             let row = TrainRow {
                 step,
                 wall_s: wall0 + start.elapsed().as_secs_f64(),

@@ -14,6 +14,7 @@
 //!
 //! Every draw comes from the seed, so an augmented sample is a pure function of (sample, config, seed).
 
+use crate::data::filter::{bilinear, gaussian_blur};
 use crate::data::synthetic::Sampler;
 use crate::flow::{is_valid_flow, Flow};
 use crate::{Error, Result};
@@ -149,6 +150,92 @@ impl AugmentConfig {
         }
     }
 
+    /// The configuration as `field=value` / `field=lo:hi` pairs, every field, comma-separated: what
+    /// [`AugmentConfig::from_spec`] reads back exactly (and what a checkpoint records).
+    pub fn to_spec(&self) -> String {
+        let mut parts = Vec::new();
+        for (name, v) in self.values() {
+            parts.push(match v {
+                Field::Value(x) => format!("{name}={x}"),
+                Field::Range(lo, hi) => format!("{name}={lo}:{hi}"),
+            });
+        }
+        parts.join(",")
+    }
+
+    /// Reads a specification: `default`, `none` (also `true` / `false`, as older checkpoints record it), or
+    /// comma-separated overrides of the default such as `zoom=1:1.3,rotate_deg=5,noise_std=0:0.01` (fields as
+    /// in this struct; ranges as `lo:hi`). The result is validated; errors name the field and list the names.
+    pub fn from_spec(spec: &str) -> Result<AugmentConfig> {
+        let spec = spec.trim();
+        match spec {
+            "default" | "true" | "" => return Ok(AugmentConfig::default()),
+            "none" | "false" => return Ok(AugmentConfig::none()),
+            _ => {}
+        }
+        let mut cfg = AugmentConfig::default();
+        let names: Vec<&str> = cfg.values().iter().map(|(n, _)| *n).collect();
+        let bad = |message: String| Error::InvalidParam { op: "augment", message };
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                bad(format!("{item:?}: expected field=value or field=lo:hi (fields: {})", names.join(", ")))
+            })?;
+            let num = |t: &str| t.trim().parse::<f64>().map_err(|_| bad(format!("{item:?}: {t:?} is not a number")));
+            let field = match value.split_once(':') {
+                Some((lo, hi)) => Field::Range(num(lo)?, num(hi)?),
+                None => Field::Value(num(value)?),
+            };
+            cfg.set(name.trim(), field).map_err(|_| {
+                bad(format!("{item:?}: unknown field or wrong form (fields: {}; ranges take lo:hi)", names.join(", ")))
+            })?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn values(&self) -> Vec<(&'static str, Field)> {
+        use Field::{Range, Value};
+        vec![
+            ("geometric_prob", Value(self.geometric_prob)),
+            ("zoom", Range(self.zoom.0, self.zoom.1)),
+            ("rotate_deg", Value(self.rotate_deg)),
+            ("translate", Value(self.translate)),
+            ("relative_zoom", Value(self.relative_zoom)),
+            ("relative_rotate_deg", Value(self.relative_rotate_deg)),
+            ("relative_translate_px", Value(self.relative_translate_px)),
+            ("colour", Range(self.colour.0, self.colour.1)),
+            ("contrast", Range(self.contrast.0, self.contrast.1)),
+            ("gamma", Range(self.gamma.0, self.gamma.1)),
+            ("brightness_std", Value(self.brightness_std)),
+            ("relative_photometric", Value(self.relative_photometric)),
+            ("blur_prob", Value(self.blur_prob)),
+            ("blur_sigma", Range(self.blur_sigma.0, self.blur_sigma.1)),
+            ("noise_std", Range(self.noise_std.0, self.noise_std.1)),
+        ]
+    }
+
+    fn set(&mut self, name: &str, field: Field) -> std::result::Result<(), ()> {
+        match (name, field) {
+            ("geometric_prob", Field::Value(v)) => self.geometric_prob = v,
+            ("zoom", Field::Range(a, b)) => self.zoom = (a, b),
+            ("rotate_deg", Field::Value(v)) => self.rotate_deg = v,
+            ("translate", Field::Value(v)) => self.translate = v,
+            ("relative_zoom", Field::Value(v)) => self.relative_zoom = v,
+            ("relative_rotate_deg", Field::Value(v)) => self.relative_rotate_deg = v,
+            ("relative_translate_px", Field::Value(v)) => self.relative_translate_px = v,
+            ("colour", Field::Range(a, b)) => self.colour = (a, b),
+            ("contrast", Field::Range(a, b)) => self.contrast = (a, b),
+            ("gamma", Field::Range(a, b)) => self.gamma = (a, b),
+            ("brightness_std", Field::Value(v)) => self.brightness_std = v,
+            ("relative_photometric", Field::Value(v)) => self.relative_photometric = v,
+            ("blur_prob", Field::Value(v)) => self.blur_prob = v,
+            ("blur_sigma", Field::Range(a, b)) => self.blur_sigma = (a, b),
+            ("noise_std", Field::Range(a, b)) => self.noise_std = (a, b),
+            _ => return Err(()),
+        }
+        Ok(())
+    }
+
     /// Checks every field; the error names the offending one.
     pub fn validate(&self) -> Result<()> {
         let bad = |field: &str, message: String| {
@@ -182,6 +269,13 @@ impl AugmentConfig {
         range("blur_sigma", self.blur_sigma, 0.0, 10.0)?;
         range("noise_std", self.noise_std, 0.0, 1.0)
     }
+}
+
+/// One field of an [`AugmentConfig`] in its specification form.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Field {
+    Value(f64),
+    Range(f64, f64),
 }
 
 /// `x_src = c + (1 / zoom) R(angle) (x - c) + t`: output pixel -> source pixel, and back.
@@ -224,19 +318,6 @@ impl View {
             (0.0..=mx).contains(&sx) && (0.0..=my).contains(&sy)
         })
     }
-}
-
-/// Bilinear sample of channel plane `plane` (`w x h`) at `(x, y)`, which the views keep inside the grid
-/// (clamped for rounding).
-fn bilinear(plane: &[f32], w: usize, h: usize, x: f64, y: f64) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f64);
-    let y = y.clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-    let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
-    top * (1.0 - fy) + bottom * fy
 }
 
 /// Bilinear sample of the flow at `(x, y)` over its known neighbours only (weights renormalised); `None`
@@ -288,40 +369,6 @@ fn draw_views(cfg: &AugmentConfig, s: &mut Sampler, w: usize, h: usize) -> (View
         zoom *= 1.05;
     }
     identity
-}
-
-/// Separable Gaussian blur of each channel plane, edges clamped.
-fn blur(frame: &mut [f32], w: usize, h: usize, sigma: f64) {
-    if sigma <= 0.0 {
-        return;
-    }
-    let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
-    let norm: f32 = kernel.iter().sum();
-    let kernel: Vec<f32> = kernel.iter().map(|k| k / norm).collect();
-    let mut tmp = vec![0.0f32; w * h];
-    for plane in frame.chunks_exact_mut(w * h) {
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let xx = (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
-                    acc += kv * plane[y * w + xx];
-                }
-                tmp[y * w + x] = acc;
-            }
-        }
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let yy = (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
-                    acc += kv * tmp[yy * w + x];
-                }
-                plane[y * w + x] = acc;
-            }
-        }
-    }
 }
 
 /// Per-frame photometric parameters.
@@ -407,8 +454,9 @@ pub fn augment(pair: &FramePair, cfg: &AugmentConfig, seed: u64) -> Result<Frame
     relative.apply(&mut out.frame_b, plane);
     if cfg.blur_prob > 0.0 && s.unit() < cfg.blur_prob {
         let sigma = s.range(cfg.blur_sigma.0, cfg.blur_sigma.1);
-        blur(&mut out.frame_a, w, h, sigma);
-        blur(&mut out.frame_b, w, h, sigma);
+        for channel in out.frame_a.chunks_exact_mut(plane).chain(out.frame_b.chunks_exact_mut(plane)) {
+            gaussian_blur(channel, w, h, 1, sigma);
+        }
     }
     let noise = s.range(cfg.noise_std.0, cfg.noise_std.1);
     if noise > 0.0 {
@@ -441,6 +489,21 @@ mod tests {
             }
         }
         assert!(non_identity >= 48, "only {non_identity} of 50 views were drawn");
+    }
+
+    #[test]
+    fn specifications_round_trip_and_name_bad_fields() {
+        for cfg in [AugmentConfig::default(), AugmentConfig::none()] {
+            assert_eq!(AugmentConfig::from_spec(&cfg.to_spec()).unwrap(), cfg);
+        }
+        assert_eq!(AugmentConfig::from_spec("false").unwrap(), AugmentConfig::none());
+        let c = AugmentConfig::from_spec("zoom=1:1.2, rotate_deg=3,noise_std=0:0.01").unwrap();
+        assert_eq!((c.zoom, c.rotate_deg, c.noise_std), ((1.0, 1.2), 3.0, (0.0, 0.01)));
+        assert_eq!(c.gamma, AugmentConfig::default().gamma, "other fields keep their defaults");
+        for bad in ["zoom=2", "rotate=3", "gamma=2:1", "blur_prob=x", "noise_std"] {
+            let e = AugmentConfig::from_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
     }
 
     #[test]

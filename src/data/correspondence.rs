@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use image::RgbImage;
 
+use super::filter::gaussian_blur;
 use super::homography::Homography;
 use super::synthetic::{generate, Affine, Sampler, SyntheticConfig, SyntheticPair};
 use super::texture::PhotoSource;
@@ -230,7 +231,10 @@ impl PhotometricConfig {
             }
         }
         if self.blur_prob > 0.0 && s.unit() < self.blur_prob {
-            blur_rgb(rgb, w, h, s.range(self.blur_sigma.0, self.blur_sigma.1));
+            let sigma = s.range(self.blur_sigma.0, self.blur_sigma.1);
+            for c in 0..3 {
+                gaussian_blur(&mut rgb[c..], w, h, 3, sigma);
+            }
         }
         let noise = s.range(self.noise_std.0, self.noise_std.1);
         if noise > 0.0 {
@@ -649,42 +653,6 @@ pub fn sample_correspondences(pair: &CorrespondencePair, cfg: &PointSampling, se
 
 // ---------------------------------------------------------------------------------------------------------
 // helpers
-
-/// Separable Gaussian blur of an interleaved RGB image, edges clamped.
-fn blur_rgb(rgb: &mut [f32], w: usize, h: usize, sigma: f64) {
-    if sigma <= 0.0 || w == 0 || h == 0 {
-        return;
-    }
-    let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
-    let norm: f32 = kernel.iter().sum();
-    let kernel: Vec<f32> = kernel.iter().map(|k| k / norm).collect();
-    let mut tmp = vec![0.0f32; rgb.len()];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let xx = (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize;
-                    acc += kv * rgb[3 * (y * w + xx) + c];
-                }
-                tmp[3 * (y * w + x) + c] = acc;
-            }
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0.0;
-                for (k, &kv) in kernel.iter().enumerate() {
-                    let yy = (y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize;
-                    acc += kv * tmp[3 * (yy * w + x) + c];
-                }
-                rgb[3 * (y * w + x) + c] = acc;
-            }
-        }
-    }
-}
 
 /// `value` must be finite and in `[lo, hi]`.
 fn check_value(field: &str, value: f64, lo: f64, hi: f64) -> Result<()> {

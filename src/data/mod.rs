@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod correspondence;
 pub mod demo;
+pub mod filter;
 pub mod homography;
 mod rng;
 pub mod synthetic;

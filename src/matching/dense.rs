@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
-use super::raw::{grid_points, raw_patch_descriptors, RawPatchConfig};
+use super::raw::{grid_points, raw_patch_descriptors, working_copy, RawPatchConfig};
 use super::{Descriptors, Match};
-use crate::data::homography::Homography;
 use crate::ops::metric::{mutual_matches, MatchOptions, Matches, TileOptions};
 use crate::runtime::{Context, HostTensor};
 use crate::{Error, Result};
@@ -122,21 +121,6 @@ pub struct DenseMatchReport {
     pub sizes: ((u32, u32), (u32, u32)),
     /// GPU memory the matching used: both descriptor sets and the matcher's state, bytes.
     pub gpu_bytes: u64,
-}
-
-/// `image` scaled so that its longer side is at most `max_side`, with the map from the scaled image's pixels
-/// back to the original's.
-fn working_copy(image: &RgbImage, max_side: Option<u32>) -> Result<(RgbImage, Homography)> {
-    let (w, h) = image.dimensions();
-    match max_side {
-        Some(m) if w.max(h) > m && m > 0 => {
-            let s = m as f64 / w.max(h) as f64;
-            let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
-            let small = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
-            Ok((small, Homography::pixel_resize((nw, nh), (w, h))?))
-        }
-        _ => Ok((image.clone(), Homography::identity())),
-    }
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {

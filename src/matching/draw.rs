@@ -7,12 +7,13 @@
 use std::path::Path;
 
 use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder, Rgb, RgbImage};
+use image::{ExtendedColorType, ImageEncoder, RgbImage};
 
 use super::metrics::reprojection_errors;
 use super::Match;
 use crate::data::homography::Homography;
 use crate::io::write_atomic;
+use crate::plot::line;
 use crate::{Error, Result};
 
 /// Largest picture drawn, pixels (as [`crate::data::synthetic::MAX_PIXELS`]): downscale larger inputs.
@@ -25,34 +26,6 @@ pub const INCORRECT: [u8; 3] = [235, 40, 40];
 /// Colours cycled through without a ground truth.
 const PALETTE: [[u8; 3]; 6] =
     [[255, 200, 0], [0, 200, 255], [255, 80, 200], [120, 255, 80], [255, 130, 40], [170, 120, 255]];
-
-fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
-    if x >= 0 && y >= 0 && (x as u64) < img.width() as u64 && (y as u64) < img.height() as u64 {
-        img.put_pixel(x as u32, y as u32, Rgb(c));
-    }
-}
-
-/// Bresenham's line from `p0` to `p1` (both ends drawn), clipped to the image.
-fn line(img: &mut RgbImage, p0: (i64, i64), p1: (i64, i64), c: [u8; 3]) {
-    let (dx, dy) = ((p1.0 - p0.0).abs(), -(p1.1 - p0.1).abs());
-    let (sx, sy) = (if p0.0 < p1.0 { 1 } else { -1 }, if p0.1 < p1.1 { 1 } else { -1 });
-    let (mut x, mut y, mut err) = (p0.0, p0.1, dx + dy);
-    loop {
-        put(img, x, y, c);
-        if (x, y) == p1 {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
-}
 
 /// A side-by-side picture of `a` and `b` with a line per match; `truth = Some((a_to_b, threshold_px))`
 /// colours each line by correctness. Matches with a non-finite coordinate, or more than the picture's size
@@ -98,7 +71,7 @@ pub fn draw_matches(
             None => PALETTE[i % PALETTE.len()],
         };
         let round = |v: f64| v.round() as i64;
-        line(&mut canvas, (round(coords[0]), round(coords[1])), (round(coords[2]), round(coords[3])), colour);
+        line(&mut canvas, (round(coords[0]), round(coords[1])), (round(coords[2]), round(coords[3])), colour, 1);
     }
     Ok(canvas)
 }

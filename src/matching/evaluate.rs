@@ -13,6 +13,7 @@ use image::RgbImage;
 
 use super::dense::{match_dense, DenseDescriber, DenseMatchConfig};
 use super::metrics::{match_accuracy, recall_at_k, true_correspondents, MMA_THRESHOLDS_PX, RECALL_KS};
+use super::raw::working_copy;
 use super::Descriptors;
 use crate::data::homography::Homography;
 use crate::eval::json_string;
@@ -48,21 +49,6 @@ impl MatchEvalRow {
     }
 }
 
-/// `image` scaled to at most `max_side` (the same rule as the matcher), with the map from the original image's
-/// pixels to the scaled one's.
-fn scaled(image: &RgbImage, max_side: Option<u32>) -> Result<(RgbImage, Homography)> {
-    let (w, h) = image.dimensions();
-    match max_side {
-        Some(m) if w.max(h) > m && m > 0 => {
-            let s = m as f64 / w.max(h) as f64;
-            let (nw, nh) = (((w as f64 * s).round() as u32).max(1), ((h as f64 * s).round() as u32).max(1));
-            let small = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
-            Ok((small, Homography::pixel_resize((w, h), (nw, nh))?))
-        }
-        _ => Ok((image.clone(), Homography::identity())),
-    }
-}
-
 /// Evaluates one descriptor on one pair whose homography `a_to_b` maps A's pixels to B's (0-based).
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_pair(
@@ -79,9 +65,9 @@ pub fn evaluate_pair(
     let report = match_dense(ctx, a, b, describer, cfg)?;
     let acc = match_accuracy(&report.matches, a_to_b, &MMA_THRESHOLDS_PX)?;
     // Recall@K in the scaled images' pixels: H_small = S_b H S_a^-1.
-    let (sa, to_a) = scaled(a, cfg.max_side)?;
-    let (sb, to_b) = scaled(b, cfg.max_side)?;
-    let h_small = to_a.inverse().then(a_to_b).then(&to_b);
+    let (sa, back_a) = working_copy(a, cfg.max_side)?;
+    let (sb, back_b) = working_copy(b, cfg.max_side)?;
+    let h_small = back_a.then(a_to_b).then(&back_b.inverse());
     let (da, db) = (describer.describe(ctx, &sa)?, describer.describe(ctx, &sb)?);
     let mut q_points = Vec::new();
     let mut q_data = Vec::new();

@@ -17,6 +17,7 @@
 use image::RgbImage;
 
 use super::{match_descriptors, Descriptors, Match, MatcherConfig};
+use crate::data::filter::{bilinear, gaussian_blur};
 use crate::data::homography::Homography;
 use crate::{Error, Result};
 
@@ -92,50 +93,6 @@ fn grey(image: &RgbImage) -> Vec<f32> {
     image.pixels().map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0).collect()
 }
 
-/// Separable Gaussian blur of a grey plane, edges clamped.
-fn blur(plane: &mut [f32], w: usize, h: usize, sigma: f64) {
-    if sigma <= 0.0 || w == 0 || h == 0 {
-        return;
-    }
-    let radius = (3.0 * sigma).ceil() as isize;
-    let kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
-    let norm: f32 = kernel.iter().sum();
-    let kernel: Vec<f32> = kernel.iter().map(|k| k / norm).collect();
-    let mut tmp = vec![0.0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            tmp[y * w + x] = kernel
-                .iter()
-                .enumerate()
-                .map(|(k, &kv)| {
-                    kv * plane[y * w + (x as isize + k as isize - radius).clamp(0, w as isize - 1) as usize]
-                })
-                .sum();
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            plane[y * w + x] = kernel
-                .iter()
-                .enumerate()
-                .map(|(k, &kv)| kv * tmp[(y as isize + k as isize - radius).clamp(0, h as isize - 1) as usize * w + x])
-                .sum();
-        }
-    }
-}
-
-/// Bilinear sample with the border extended.
-fn sample(plane: &[f32], w: usize, h: usize, x: f64, y: f64) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f64);
-    let y = y.clamp(0.0, (h - 1) as f64);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
-    let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
-    let bottom = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
-    top * (1.0 - fy) + bottom * fy
-}
-
 /// Raw-patch descriptors of `image` at arbitrary `points` (e.g. the query points of Recall@K). Fails on an
 /// empty image, an invalid `cfg` or a non-finite point.
 pub fn raw_patch_descriptors_at(image: &RgbImage, points: &[(f64, f64)], cfg: &RawPatchConfig) -> Result<Descriptors> {
@@ -148,7 +105,7 @@ pub fn raw_patch_descriptors_at(image: &RgbImage, points: &[(f64, f64)], cfg: &R
         return Err(Error::InvalidParam { op: OP, message: format!("point {p:?} is not finite") });
     }
     let mut plane = grey(image);
-    blur(&mut plane, w, h, cfg.blur_sigma);
+    gaussian_blur(&mut plane, w, h, 1, cfg.blur_sigma);
     let p = cfg.patch;
     let dim = p * p;
     let half = (p - 1) as f64 / 2.0;
@@ -158,7 +115,7 @@ pub fn raw_patch_descriptors_at(image: &RgbImage, points: &[(f64, f64)], cfg: &R
     for &(x, y) in points {
         for (j, dy) in offsets.iter().enumerate() {
             for (i, dx) in offsets.iter().enumerate() {
-                patch[j * p + i] = sample(&plane, w, h, x + dx, y + dy) as f64;
+                patch[j * p + i] = bilinear(&plane, w, h, x + dx, y + dy) as f64;
             }
         }
         let mean = patch.iter().sum::<f64>() / dim as f64;
@@ -182,7 +139,7 @@ pub fn raw_patch_descriptors(image: &RgbImage, cfg: &RawPatchConfig) -> Result<D
 
 /// `image` scaled so that its longer side is at most `max_side` (unchanged when it already is), with the
 /// map from the scaled image's pixels back to the original's.
-fn working_copy(image: &RgbImage, max_side: Option<u32>) -> Result<(RgbImage, Homography)> {
+pub fn working_copy(image: &RgbImage, max_side: Option<u32>) -> Result<(RgbImage, Homography)> {
     let (w, h) = image.dimensions();
     match max_side {
         Some(m) if w.max(h) > m && m > 0 => {
