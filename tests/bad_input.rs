@@ -11,12 +11,6 @@ use corrflow::models::flownet::{Arch, Variant};
 use corrflow::models::{load_frame, Weights};
 use corrflow::{Error, FlowNet};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corrflow-bad-input-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 /// Small initialised FlowNet weights (width 1/16) for tests that need a network but not a trained one.
 fn small_weights(variant: Variant) -> Weights {
     Arch::new(variant, 0.0625).init_weights(5)
@@ -27,7 +21,8 @@ fn unreadable_and_non_image_files() {
     let missing = load_frame("/nonexistent/frame.png").unwrap_err();
     assert!(matches!(missing, Error::Io { .. }), "{missing}");
     assert!(missing.to_string().contains("/nonexistent/frame.png"));
-    let text = tmp("not_an_image.png");
+    let dir = common::TempDir::new("bad-input-frame");
+    let text = dir.join("not_an_image.png");
     std::fs::write(&text, b"this is not a picture").unwrap();
     let e = load_frame(&text).unwrap_err();
     assert!(e.to_string().contains("not_an_image.png"), "{e}");
@@ -145,8 +140,9 @@ fn command_line_reproduces_fixture_flow() {
     if gpu().is_none() {
         return;
     }
-    let out = tmp("cli.flo");
-    let png = tmp("cli.png");
+    let tmp = common::TempDir::new("bad-input-cli");
+    let out = tmp.join("cli.flo");
+    let png = tmp.join("cli.png");
     let s = |p: PathBuf| p.to_string_lossy().to_string();
     let (ok, stdout, err) = corrflow_cli(&[
         "flow",

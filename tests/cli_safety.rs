@@ -3,26 +3,13 @@
 //! any GPU work (a refused run prints no "adapter:" line, which comes with the GPU context); nothing is left
 //! half-written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{corrflow, TempDir};
 use corrflow::models::flownet::{Arch, Variant};
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corrflow-cli-safety-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn corrflow(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_corrflow")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 /// Two 64x64 frames, tiny FlowNetS weights and a matching ground truth in `dir`.
 fn inputs(dir: &Path) -> (String, String, String, String) {
@@ -57,7 +44,7 @@ fn listing(dir: &Path) -> Vec<String> {
 /// folder exactly as it was.
 #[test]
 fn bad_arguments_are_refused_before_any_work_and_nothing_is_touched() {
-    let dir = tmp("refuse");
+    let dir = TempDir::new("refuse");
     let (a, b, w, _) = inputs(&dir);
     let before_a = std::fs::read(&a).unwrap();
     let flo = dir.join("f.flo").to_string_lossy().to_string();
@@ -106,14 +93,13 @@ fn bad_arguments_are_refused_before_any_work_and_nothing_is_touched() {
     let mut now = listing(&dir);
     now.retain(|n| n != "small.flo" && n != "bad.flo");
     assert_eq!(now, files, "a refused run left files behind");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Case 2: a device, a FIFO or a folder is never replaced by an output; a symlink's target is replaced and the
 /// link kept. Case 7: a ground truth with no valid pixel is an error, not "EPE NaN".
 #[test]
 fn outputs_go_only_to_regular_files() {
-    let dir = tmp("devices");
+    let dir = TempDir::new("devices");
     let (a, b, w, _) = inputs(&dir);
     let png = dir.join("p.png").to_string_lossy().to_string();
     let run = |out: &str| corrflow(&["flow", &a, &b, "--weights", &w, "--out", out, "--png", &png]);
@@ -159,7 +145,6 @@ fn outputs_go_only_to_regular_files() {
         corrflow(&["flow", &a, &b, "--weights", &w, "--out", &out, "--png", &png, "--gt", &nan_gt.to_string_lossy()]);
     assert_refused_before_work("all-NaN --gt", c, &o, &e, "valid");
     assert!(!Path::new(&out).exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Case 8: the first run on an adapter says the kernels are being compiled (with a count), later runs do not.
@@ -169,7 +154,7 @@ fn first_run_says_it_compiles_the_kernels() {
         eprintln!("skipping: no adapter");
         return;
     }
-    let dir = tmp("first-run");
+    let dir = TempDir::new("first-run");
     let (a, b, w, _) = inputs(&dir);
     let run = || {
         let out = Command::new(env!("CARGO_BIN_EXE_corrflow"))
@@ -185,5 +170,4 @@ fn first_run_says_it_compiles_the_kernels() {
     assert!(first.contains("first run on this adapter") && first.contains("compiling kernel"), "{first}");
     let second = run();
     assert!(!second.contains("first run"), "{second}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

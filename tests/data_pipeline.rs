@@ -2,7 +2,9 @@
 //! batches are a pure function of (seed, batch index) whether prefetched or not, the evaluation walker finds
 //! every dataset layout, and the training log resumes by dropping rows past the checkpoint.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use corrflow::data::augment::{augment, AugmentConfig, FramePair};
 use corrflow::data::synthetic::{generate, SyntheticConfig};
@@ -12,13 +14,6 @@ use corrflow::training::data::{make_sample, DataSource, LoaderOptions};
 use corrflow::training::log::{TrainLog, TrainRow};
 use corrflow::training::Loader;
 use corrflow::Flow;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corrflow-pipeline-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Bilinear sample of channel `c` of a planar frame, `None` outside.
 fn sample(p: &FramePair, frame: &[f32], c: usize, x: f64, y: f64) -> Option<f64> {
@@ -196,7 +191,7 @@ fn write_flo(path: &Path, w: usize, h: usize, u: f32) {
 /// folders, names the pairs, and ignores incomplete ones.
 #[test]
 fn eval_walker_finds_every_layout() {
-    let root = tmp("walker");
+    let root = common::TempDir::new("walker");
     let mk = |p: &str| {
         let d = root.join(p);
         std::fs::create_dir_all(&d).unwrap();
@@ -268,7 +263,6 @@ fn eval_walker_finds_every_layout() {
     let mut unknown = Flow::zeros(8, 6);
     unknown.data.iter_mut().for_each(|v| *v = 1e10);
     assert!(corrflow::eval::score(venus, &Flow::zeros(8, 6), &unknown, None, Default::default()).is_err());
-    let _ = std::fs::remove_dir_all(&root);
 }
 
 fn row(step: u64, val: Option<f64>) -> TrainRow {
@@ -298,7 +292,7 @@ fn row(step: u64, val: Option<f64>) -> TrainRow {
 /// validation and the cumulative times of the rows it keeps; a new run starts an empty log.
 #[test]
 fn training_log_resumes_at_the_checkpoint() {
-    let dir = tmp("log");
+    let dir = common::TempDir::new("log");
     let path = dir.join("run.csv");
     let mut log = TrainLog::open(&path, None).unwrap();
     for (s, v) in [(10, None), (20, Some(3.0)), (30, Some(2.0)), (40, None)] {
@@ -316,5 +310,4 @@ fn training_log_resumes_at_the_checkpoint() {
     assert!(image::open(dir.join("run.png")).unwrap().width() > 100);
     let fresh = TrainLog::open(&path, None).unwrap();
     assert!(fresh.rows().is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,23 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{corrflow, tensors_equal, TempDir};
 use corrflow::Weights;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corrflow-train-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn corrflow(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_corrflow")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 /// A tiny, fast run: FlowNetS width 0.125 on 64x64 crops, no validation pairs.
 fn tiny(out: &Path, steps: u64) -> Vec<String> {
@@ -70,7 +55,7 @@ fn run(args: &[String]) -> (i32, String, String) {
 /// number in both spellings).
 #[test]
 fn numeric_arguments_are_range_checked() {
-    let dir = tmp("ranges");
+    let dir = TempDir::new("ranges");
     let out = dir.join("r.safetensors");
     let o = out.to_string_lossy().to_string();
     let cases: [(&[&str], &str); 12] = [
@@ -97,26 +82,6 @@ fn numeric_arguments_are_range_checked() {
         assert!(t.elapsed() < Duration::from_secs(20), "{extra:?} was checked only after some work");
         assert!(!out.exists(), "{extra:?} wrote a checkpoint");
     }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tensors_equal(a: &Path, b: &Path) {
-    let (wa, wb) = (Weights::load(a).unwrap(), Weights::load(b).unwrap());
-    let names: Vec<&str> = wa.names().collect();
-    assert_eq!(names, wb.names().collect::<Vec<_>>(), "{} and {} hold different tensors", a.display(), b.display());
-    for n in names {
-        let shape = wa.shape(n).unwrap().to_vec();
-        let (x, y) = (wa.get(n, &shape).unwrap(), wb.get(n, &shape).unwrap());
-        let differ = x.iter().zip(y).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
-        assert_eq!(
-            differ,
-            0,
-            "tensor `{n}`: {differ} of {} values differ between {} and {}",
-            x.len(),
-            a.display(),
-            b.display()
-        );
-    }
 }
 
 /// Kill a real `corrflow train` after its first checkpoint, resume it, and compare with a run that was never
@@ -127,7 +92,7 @@ fn killed_run_resumes_bit_exactly_and_checkpoints_are_protected() {
     if common::gpu_with_subgroups().is_none() {
         return;
     }
-    let dir = tmp("resume");
+    let dir = TempDir::new("resume");
     let (whole, cut) = (dir.join("whole.safetensors"), dir.join("cut.safetensors"));
     let steps = 12;
     let (code, stdout, err) = run(&tiny(&whole, steps));
@@ -197,5 +162,4 @@ fn killed_run_resumes_bit_exactly_and_checkpoints_are_protected() {
     });
     assert_eq!(code, 0);
     assert!(stdout.contains("already at step 12"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -126,3 +126,68 @@ pub fn normalised_frame(io: &corrflow::Weights, name: &str) -> corrflow::HostTen
     }
     t
 }
+
+/// A fresh folder under the system's temporary directory, named after the test process and `name`, removed
+/// with its contents when dropped (also when the test fails), so test runs leave nothing behind.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("corrflow-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the `corrflow` binary of this build: (exit code, -1 when killed by a signal; stdout; stderr).
+pub fn corrflow(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_corrflow"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run corrflow: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Asserts that two safetensors files hold the same tensors, bit for bit.
+pub fn tensors_equal(a: &std::path::Path, b: &std::path::Path) {
+    let (wa, wb) = (corrflow::Weights::load(a).unwrap(), corrflow::Weights::load(b).unwrap());
+    let names: Vec<&str> = wa.names().collect();
+    assert_eq!(names, wb.names().collect::<Vec<_>>(), "{} and {} hold different tensors", a.display(), b.display());
+    for n in names {
+        let shape = wa.shape(n).unwrap().to_vec();
+        let (x, y) = (wa.get(n, &shape).unwrap(), wb.get(n, &shape).unwrap());
+        let differ = x.iter().zip(y).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
+        assert_eq!(
+            differ,
+            0,
+            "tensor `{n}`: {differ} of {} values differ between {} and {}",
+            x.len(),
+            a.display(),
+            b.display()
+        );
+    }
+}
