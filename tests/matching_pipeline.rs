@@ -107,9 +107,7 @@ fn match_command_writes_csv_and_picture() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("corrflow-match-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("match-cli");
     let (a, b) = shifted_pair(4.0, 8.0, 7);
     a.save(dir.join("a.png")).unwrap();
     b.save(dir.join("b.png")).unwrap();
@@ -131,5 +129,4 @@ fn match_command_writes_csv_and_picture() {
     assert!(good * 10 > rows.len() * 8, "{good} of {} matches follow the shift", rows.len());
     let picture = image::open(dir.join("m.png")).unwrap();
     assert_eq!((picture.width(), picture.height()), (2 * 192, 128));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -90,8 +90,7 @@ fn checkpoint_resume_continues_exactly() {
     use corrflow::data::synthetic::SyntheticConfig;
     use corrflow::models::flownet::{Arch, Variant};
     use corrflow::training::{DataSource, Loader};
-    let dir = std::env::temp_dir().join(format!("corrflow-ckpt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("ckpt");
     let path = dir.join("net.safetensors");
     let weights = Arch::new(Variant::S, 0.0625).init_weights(3);
     let config =
