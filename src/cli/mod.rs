@@ -17,6 +17,7 @@ mod flow;
 mod gen;
 mod info;
 mod matching;
+mod progress;
 mod train;
 mod train_desc;
 

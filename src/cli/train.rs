@@ -19,6 +19,7 @@ use corrflow::training::validate::Validator;
 use corrflow::training::{DataSource, Loader, TrainConfig, Trainer};
 use corrflow::{Error, FlowNet, Result};
 
+use super::progress::Progress;
 use super::{beside, check_int, check_range, cpu_seconds, parse_size};
 
 #[derive(Args)]
@@ -301,21 +302,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let start = Instant::now();
     let cpu_start = cpu_seconds();
     let first_step = trainer.steps();
-    let bar = indicatif::ProgressBar::new(args.steps);
-    bar.set_position(first_step);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let on_terminal = !bar.is_hidden();
-    // Above the bar on a terminal; plain lines otherwise (a hidden bar drops its `println`).
-    let note = |text: String| {
-        if on_terminal {
-            bar.println(text);
-        } else {
-            say!("{text}");
-        }
-    };
+    let progress = Progress::new(args.steps, first_step);
     let mut recent = Vec::new();
     let mut last_val: Option<f64> = None;
     let mut last_row_time = Instant::now();
@@ -347,19 +334,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 validation: val.as_ref().map(|v| v.columns()).unwrap_or_default(),
             };
             log.append(&row)?;
-            bar.set_position(step);
             let vtext = last_val.map(|v| format!("  val EPE {v:.3}")).unwrap_or_default();
-            bar.set_message(format!("loss {loss:.3}{vtext}  {rate:.1} samples/s"));
-            if !on_terminal && (step % (10 * args.log_every) == 0 || validate) {
-                say!(
+            progress.update(step, format!("loss {loss:.3}{vtext}  {rate:.1} samples/s"));
+            if step % (10 * args.log_every) == 0 || validate {
+                progress.log(format_args!(
                     "step {step:>7}  loss {loss:>8.4}  lr {:.2e}  {rate:.2} samples/s (generator {:.1}/s)",
                     report.lr,
                     loader.generator_samples_per_s()
-                );
+                ));
             }
             if let Some(v) = val {
                 let real: Vec<String> = v.real.iter().map(|(d, e, z, _)| format!("{d} {e:.3} (zero {z:.3})")).collect();
-                note(format!(
+                progress.note(format!(
                     "validation at step {step}: synthetic EPE {:.3}{}{}  [{:.1} s]",
                     v.synthetic_epe,
                     if real.is_empty() { "" } else { ", " },
@@ -371,19 +357,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     best = Some(v.synthetic_epe);
                     trainer.set_metadata("val_synthetic_epe", format!("{:.4}", v.synthetic_epe));
                     trainer.save_weights(&ctx, &best_path)?;
-                    note(format!("best so far: {} (step {step})", best_path.display()));
+                    progress.note(format!("best so far: {} (step {step})", best_path.display()));
                 }
                 log.plot(&plot_path)?;
             }
         }
         if step % args.checkpoint_every == 0 || last {
             trainer.save_checkpoint(&ctx, &out)?;
-            if !on_terminal {
-                say!("checkpoint: {} (step {step})", out.display());
-            }
+            progress.log(format_args!("checkpoint: {} (step {step})", out.display()));
         }
     }
-    bar.finish();
+    progress.finish();
     say!(
         "done: step {} in {:.0} s; checkpoint {}, best {}, log {}, plot {}",
         trainer.steps(),

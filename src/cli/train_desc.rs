@@ -26,6 +26,7 @@ use corrflow::training::log::{TrainLog, TrainRow};
 use corrflow::training::{ModelTrainer, TrainConfig};
 use corrflow::{Context, Error, Result};
 
+use super::progress::Progress;
 use super::{beside, check_range, cpu_seconds, parse_size};
 
 #[derive(Args, Clone)]
@@ -445,21 +446,7 @@ fn train_one(
     let mut val_cpu = 0.0;
     let train_cpu = |val_cpu: f64| budget_used + cpu_seconds().zip(cpu_start).map_or(0.0, |(n, s)| n - s) - val_cpu;
     let first_step = trainer.steps();
-    let bar = indicatif::ProgressBar::new(args.steps);
-    bar.set_position(first_step);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let on_terminal = !bar.is_hidden();
-    // Above the bar on a terminal; plain lines otherwise (a hidden bar drops its `println`).
-    let note = |text: String| {
-        if on_terminal {
-            bar.println(text);
-        } else {
-            say!("{text}");
-        }
-    };
+    let progress = Progress::new(args.steps, first_step);
     let mut recent = Vec::new();
     let mut last_val = String::new();
     let (mut last_row_time, mut last_row_step) = (Instant::now(), first_step);
@@ -496,18 +483,17 @@ fn train_one(
                 validation: val.as_ref().map(|v| v.columns()).unwrap_or_default(),
             };
             log.append(&row)?;
-            bar.set_position(step);
-            bar.set_message(format!("loss {mean_loss:.4}{last_val}  {rate:.1} pairs/s"));
-            if !on_terminal && (step % (10 * args.log_every) == 0 || validate) {
-                say!(
+            progress.update(step, format!("loss {mean_loss:.4}{last_val}  {rate:.1} pairs/s"));
+            if step % (10 * args.log_every) == 0 || validate {
+                progress.log(format_args!(
                     "step {step:>7}  loss {mean_loss:>8.4}  lr {:.2e}  {rate:.2} pairs/s (generator {:.1}/s)  training CPU {:.0} s",
                     report.lr,
                     batches.generator_samples_per_s(),
                     train_cpu(val_cpu)
-                );
+                ));
             }
             if let Some(v) = val {
-                note(format!(
+                progress.note(format!(
                     "validation at step {step}: R@1 {:.3}  R@4 {:.3}  MMA@3 {:.3} ({:.0} matches per pair)  [{:.1} s]",
                     v.recall1,
                     v.recall4,
@@ -523,7 +509,7 @@ fn train_one(
                     trainer.set_metadata("val_mma3", format!("{:.4}", v.mma3));
                     trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(val_cpu)));
                     trainer.save_weights(ctx, &best_path)?;
-                    note(format!("best so far: {} (step {step})", best_path.display()));
+                    progress.note(format!("best so far: {} (step {step})", best_path.display()));
                 }
                 log.plot(&plot_path)?;
             }
@@ -531,15 +517,13 @@ fn train_one(
         if step % args.checkpoint_every == 0 || last {
             trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(val_cpu)));
             trainer.save_checkpoint(ctx, out)?;
-            if !on_terminal {
-                say!("checkpoint: {} (step {step})", out.display());
-            }
+            progress.log(format_args!("checkpoint: {} (step {step})", out.display()));
         }
         if last {
             break;
         }
     }
-    bar.finish();
+    progress.finish();
     say!(
         "done: step {} in {:.0} s ({:.0} training CPU seconds); checkpoint {}, best {}, log {}, plot {}",
         trainer.steps(),
