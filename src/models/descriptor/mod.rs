@@ -40,6 +40,7 @@
 //! is in `train`.
 
 pub mod data;
+pub mod divide;
 mod ensemble;
 pub mod train;
 pub mod validate;
