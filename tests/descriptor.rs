@@ -395,7 +395,7 @@ fn divide_selects_each_learners_points() {
     }
     // 2-D anchors: candidate q of pair j at angle q (cluster 0 near (1, 0), cluster 1 near (0, 1)).
     let centroids = [1.0, 0.0, 0.0, 1.0];
-    let anchor = |q: usize| if q % 3 == 0 { [0.9, 0.1 * q as f64] } else { [0.1 * q as f64, 0.95] };
+    let anchor = |q: usize| if q.is_multiple_of(3) { [0.9, 0.1 * q as f64] } else { [0.1 * q as f64, 0.95] };
     let anchors: Vec<(Vec<usize>, Vec<f64>)> =
         [8, 5].iter().map(|&m| ((0..m).collect(), (0..m).flat_map(anchor).collect())).collect();
     // Learner 0: pair 0 has candidates 0, 3, 6 in cluster 0; pair 1 has 0, 3 and then the nearest other.

@@ -24,6 +24,10 @@
 //! in cluster k, the rest are the pair's other candidates nearest to centroid k (so batch shapes stay
 //! fixed and no point repeats more than the stream's own padding does).
 //!
+//! The conquer phase starts at `(1 - share)` of the steps of the current invocation (a resumed run with
+//! other `--steps` moves it, unless it has started), or earlier when a CPU budget is set and runs out
+//! first; once started it stays.
+//!
 //! Exact resume: the centroids (as f64 text), the step they were computed at and the step the conquer
 //! phase starts at are checkpoint metadata ([`Divider::metadata`], read back by
 //! [`Divider::from_metadata`]); everything else is a function of the step, the batch and the weights.
@@ -127,7 +131,7 @@ fn unit_draw(rng: &mut crate::data::Rng) -> f64 {
 /// no assignment changes (at most [`KMEANS_MAX_ITERATIONS`]). A cluster left empty takes the point farthest
 /// from its centroid. A pure function of its arguments.
 pub fn kmeans(points: &[f64], dim: usize, k: usize, seed: u64) -> Result<KMeans> {
-    let n = if dim == 0 { 0 } else { points.len() / dim };
+    let n = points.len().checked_div(dim).unwrap_or(0);
     if dim == 0 || k == 0 || n < k || points.len() != n * dim || points.iter().any(|v| !v.is_finite()) {
         return Err(Error::InvalidParam {
             op: "kmeans",
@@ -328,6 +332,8 @@ pub struct Divider {
     centroids: Option<(Vec<f64>, u64)>,
     /// The first step of the conquer phase.
     conquer_from: u64,
+    /// Points per cluster of the last clustering (not part of the state: for reports).
+    sizes: Vec<usize>,
 }
 
 impl Divider {
@@ -335,7 +341,7 @@ impl Divider {
     pub fn new(config: DivideConfig, dim: usize, seed: u64, steps: u64) -> Result<Self> {
         config.validate(dim)?;
         let conquer_from = config.conquer_from(steps);
-        Ok(Divider { config, dim, seed, centroids: None, conquer_from })
+        Ok(Divider { config, dim, seed, centroids: None, conquer_from, sizes: Vec::new() })
     }
 
     /// The phase of step `step` (1-based).
@@ -354,10 +360,23 @@ impl Divider {
         self.conquer_from
     }
 
+    /// A run continued to `steps` steps after `done` of them: the conquer phase starts at `(1 - share)` of
+    /// the new total unless it has already started (it never goes back to dividing).
+    pub fn set_steps(&mut self, steps: u64, done: u64) {
+        if done + 1 < self.conquer_from {
+            self.conquer_from = self.config.conquer_from(steps);
+        }
+    }
+
     /// Starts the conquer phase at `step` (when a CPU budget runs out sooner than the steps), if later
     /// than that.
     pub fn conquer_at(&mut self, step: u64) {
         self.conquer_from = self.conquer_from.min(step);
+    }
+
+    /// Points per cluster of the last clustering this process ran (empty before one).
+    pub fn cluster_sizes(&self) -> &[usize] {
+        &self.sizes
     }
 
     /// The current centroids, `K x D` (none before the first divide step).
@@ -389,6 +408,7 @@ impl Divider {
             let all: Vec<f64> = anchors.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
             let seed = self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step;
             let km = kmeans(&all, self.dim, self.config.learners, seed)?;
+            self.sizes = (0..self.config.learners).map(|c| km.assignment.iter().filter(|&&a| a == c).count()).collect();
             self.centroids = Some((km.centroids, step));
         }
         let centroids = self.centroids().unwrap_or_default();
@@ -437,6 +457,6 @@ impl Divider {
             }
             (Some(_), None) => return Err(bad("divide_clustered_at")),
         };
-        Ok(Some(Divider { config, dim, seed, centroids, conquer_from }))
+        Ok(Some(Divider { config, dim, seed, centroids, conquer_from, sizes: Vec::new() }))
     }
 }
