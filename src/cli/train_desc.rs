@@ -529,10 +529,11 @@ fn train_one(
     if let Some(d) = &divider {
         let c = &d.config;
         say!(
-            "divide and conquer: {} learners of {} channels on the points of their k-means cluster (of {} candidates \
-             per pair), re-clustered every {} steps; the whole descriptor from step {}{}",
+            "divide and conquer: {} learners of {} channels, each on {} points per pair of its k-means cluster (of {} \
+             candidates), re-clustered every {} steps; the whole descriptor from step {}{}",
             c.learners,
             dim / c.learners,
+            c.divide_points(points),
             data.points,
             c.recluster,
             d.conquer_from(),
@@ -591,7 +592,12 @@ fn train_one(
                     if reclustered {
                         note(format!("step {step}: re-clustered, points per cluster {:?}", d.cluster_sizes()));
                     }
-                    format!("  divide (learner {} of {})", learner + 1, d.config.learners)
+                    format!(
+                        "  divide (learner {} of {}, {:.0} % of its points in its cluster)",
+                        learner + 1,
+                        d.config.learners,
+                        100.0 * d.in_cluster_share()
+                    )
                 }
                 Phase::Conquer => {
                     if step == d.conquer_from() || step == first_step + 1 {

@@ -8,9 +8,9 @@
 //!    descriptors of the batch's candidate points are clustered into K clusters ([`kmeans`], f64, seeded,
 //!    k-means++ initialisation). Classes are scene points here, so points are clustered, not classes. Step
 //!    `s` trains learner `k = (s - 1) mod K` (round robin): of each pair's candidates (the data stream draws
-//!    `candidates x --points` of them) it keeps `--points` whose anchor (image A) descriptor falls in
-//!    cluster k ([`select_points`]), and the loss sees only slice k of the descriptor, L2-normalised on its
-//!    own (`DescBatch::channels`). Negatives within one cluster are close to each other in the embedding:
+//!    `CANDIDATE_FACTOR x --points` of them) it keeps `--points / K` whose anchor (image A) descriptor falls
+//!    in cluster k ([`select_points`], [`DivideConfig::divide_points`]), and the loss sees only slice k of
+//!    the descriptor, L2-normalised on its own (`DescBatch::channels`). Negatives within one cluster are close to each other in the embedding:
 //!    harder than the batch's average, which is the point of the method.
 //! 2. **Conquer** (the rest): the whole D-dimensional normalised descriptor is fine-tuned on all points, the
 //!    plain training step (the first `--points` candidates of each pair).
@@ -20,8 +20,8 @@
 //! Where the paper clusters the whole training set's embeddings once per re-clustering, this clusters the
 //! candidate points of the batch at the re-clustering step (a few hundred scene points on a few pairs;
 //! scene points never recur, so a cluster is a region of the embedding space, not a set of classes), and
-//! assigns later batches' points to the nearest centroid. When a pair has fewer than `--points` candidates
-//! in cluster k, the rest are the pair's other candidates nearest to centroid k (so batch shapes stay
+//! assigns later batches' points to the nearest centroid. When a pair has fewer than `--points / K`
+//! candidates in cluster k, the rest are the pair's other candidates nearest to centroid k (so batch shapes stay
 //! fixed and no point repeats more than the stream's own padding does).
 //!
 //! The conquer phase starts at `(1 - share)` of the steps of the current invocation (a resumed run with
@@ -77,6 +77,15 @@ impl DivideConfig {
             return bad(format!("conquer share {}: must be in [0, 1)", self.conquer_share));
         }
         Ok(())
+    }
+
+    /// Points per pair of a divide step when a whole-descriptor step takes `points`: `points / K` (at least
+    /// 1). A cluster holds about 1 / K of the candidates, and the stream fits only so many points at their
+    /// minimum distance into a pair (about 96 in 128 x 128 at 8 px), so keeping `points` would fill most of
+    /// a batch with other clusters' points (measured: 27 % in the learner's cluster at 64 points, K = 4),
+    /// and the learner would no longer see its cluster's harder negatives.
+    pub fn divide_points(&self, points: usize) -> usize {
+        (points / self.learners).max(1)
     }
 
     /// The channels of learner `k` in a descriptor of dimension `dim`.
@@ -334,6 +343,8 @@ pub struct Divider {
     conquer_from: u64,
     /// Points per cluster of the last clustering (not part of the state: for reports).
     sizes: Vec<usize>,
+    /// The share of the last divide batch's points that lie in their learner's cluster (for reports).
+    in_cluster: f64,
 }
 
 impl Divider {
@@ -341,7 +352,7 @@ impl Divider {
     pub fn new(config: DivideConfig, dim: usize, seed: u64, steps: u64) -> Result<Self> {
         config.validate(dim)?;
         let conquer_from = config.conquer_from(steps);
-        Ok(Divider { config, dim, seed, centroids: None, conquer_from, sizes: Vec::new() })
+        Ok(Divider { config, dim, seed, centroids: None, conquer_from, sizes: Vec::new(), in_cluster: 0.0 })
     }
 
     /// The phase of step `step` (1-based).
@@ -379,13 +390,20 @@ impl Divider {
         &self.sizes
     }
 
+    /// The share of the last divide batch's points that lie in their learner's cluster (the rest are the
+    /// nearest others, when a pair has too few).
+    pub fn in_cluster_share(&self) -> f64 {
+        self.in_cluster
+    }
+
     /// The current centroids, `K x D` (none before the first divide step).
     pub fn centroids(&self) -> Option<&[f64]> {
         self.centroids.as_ref().map(|(c, _)| c.as_slice())
     }
 
     /// The batch step `step` trains on, from a candidate batch (`CANDIDATE_FACTOR x points` per pair) and
-    /// the current network `desc` (divide phase: re-clustering when due, then the learner's points).
+    /// the current network `desc`: in the conquer phase `points` per pair; in the divide phase
+    /// [`DivideConfig::divide_points`] of the learner's cluster per pair (re-clustering first when due).
     pub fn batch(
         &mut self,
         ctx: &Context,
@@ -411,9 +429,19 @@ impl Divider {
             self.sizes = (0..self.config.learners).map(|c| km.assignment.iter().filter(|&&a| a == c).count()).collect();
             self.centroids = Some((km.centroids, step));
         }
-        let centroids = self.centroids().unwrap_or_default();
+        let points = self.config.divide_points(points);
+        let centroids = self.centroids.as_ref().map(|(c, _)| c.as_slice()).unwrap_or_default();
+        let members: usize = anchors
+            .iter()
+            .map(|(_, rows)| {
+                let own = rows.chunks(self.dim).filter(|x| nearest_centroid(centroids, self.dim, x).0 == learner);
+                own.count().min(points)
+            })
+            .sum();
         let channels = self.config.slice(learner, self.dim);
-        Ok((select_points(candidates, &anchors, centroids, self.dim, learner, points, channels), phase))
+        let batch = select_points(candidates, &anchors, centroids, self.dim, learner, points, channels);
+        self.in_cluster = members as f64 / (anchors.len() * points).max(1) as f64;
+        Ok((batch, phase))
     }
 
     /// Checkpoint metadata: the settings, the conquer step, and the centroids with their step.
@@ -457,6 +485,6 @@ impl Divider {
             }
             (Some(_), None) => return Err(bad("divide_clustered_at")),
         };
-        Ok(Some(Divider { config, dim, seed, centroids, conquer_from, sizes: Vec::new() }))
+        Ok(Some(Divider { config, dim, seed, centroids, conquer_from, sizes: Vec::new(), in_cluster: 0.0 }))
     }
 }
