@@ -137,7 +137,7 @@ pub struct TrainDescArgs {
     /// k-means cluster, then the whole descriptor fine-tuned (contrastive and triplet losses).
     #[arg(long)]
     divide: Option<usize>,
-    /// With --divide: steps between re-clusterings (1..=1000000). Default 100.
+    /// With --divide: steps between re-clusterings (1..=1000000). Default 10.
     #[arg(long)]
     recluster: Option<u64>,
     /// With --divide: the share of the steps (or of --cpu-budget), at the end, that fine-tune the whole
@@ -146,8 +146,10 @@ pub struct TrainDescArgs {
     conquer_share: Option<f64>,
 }
 
-/// `--recluster` when not given.
-const DEFAULT_RECLUSTER: u64 = 100;
+/// `--recluster` when not given. The embedding drifts fast at lr 1e-3: 100 steps after a clustering, a
+/// learner's cluster held 0-83 % of the 16 points per pair it was given (the rest the nearest others); 10
+/// steps after, 84-100 %. A clustering (k-means of ~400 points in 128-D) costs milliseconds.
+const DEFAULT_RECLUSTER: u64 = 10;
 /// `--conquer-share` when not given.
 const DEFAULT_CONQUER_SHARE: f64 = 0.3;
 
