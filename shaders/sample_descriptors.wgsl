@@ -1,14 +1,16 @@
 // sample_descriptors: bilinear samples of a descriptor map at sub-pixel image points.
-//   map    [batch, dim, map_h, map_w], computed at stride `stride`: cell j's centre is at image coordinate
+//   map    [batch, map_channels, map_h, map_w], computed at stride `stride`: cell j's centre is at image coordinate
 //          stride * j + (stride - 1) / 2 (pixel centres at integers), so image coordinate v sits at grid
 //          coordinate g = (v - (stride - 1) / 2) / stride; g is clamped to [0, size - 1] (border padding).
 //   points [batch, points, 2]: (x, y) in image pixels, image n's point k at row n * points + k.
-//   out    [batch * points, dim]: out[r, c] = bilinear(map[n, c], points[r]).
+//   out    [batch * points, dim]: out[r, c] = bilinear(map[n, channel_offset + c], points[r]): the channels
+//          channel_offset .. channel_offset + dim of the map (all of them: offset 0, dim = map_channels).
 // One invocation per output value. Non-finite coordinates give unspecified (but in-bounds) reads.
 
 struct Params {
     batch: u32, dim: u32, map_h: u32, map_w: u32,
-    points: u32, stride: u32, accumulate: u32, _pad0: u32,
+    points: u32, stride: u32, accumulate: u32, channel_offset: u32,
+    map_channels: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 override WG: u32 = 256u;
@@ -38,7 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let n = r / p.points;
     let ax = axis(points[2u * r], p.map_w);
     let ay = axis(points[2u * r + 1u], p.map_h);
-    let base = (n * p.dim + c) * p.map_h * p.map_w;
+    let base = (n * p.map_channels + p.channel_offset + c) * p.map_h * p.map_w;
     let r0 = base + u32(ay.x) * p.map_w;
     let r1 = base + u32(ay.y) * p.map_w;
     let x0 = u32(ax.x);

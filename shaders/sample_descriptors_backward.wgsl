@@ -4,11 +4,14 @@
 // a border-clamped point may cover a pixel twice, and both weights are added). Work: batch * map_h * map_w *
 // points footprint tests plus 4 * dim per point; no atomics.
 // Gradient convention: `=` (dmap overwritten) when accumulate == 0, `+=` when accumulate == 1.
-//   points [batch, points, 2], dout [batch * points, dim], dmap [batch, dim, map_h, map_w].
+//   points [batch, points, 2], dout [batch * points, dim], dmap [batch, map_channels, map_h, map_w]: dout is
+//   the gradient of the channels channel_offset .. channel_offset + dim; the others get none (overwritten
+//   with 0, or left as they are when accumulating).
 
 struct Params {
     batch: u32, dim: u32, map_h: u32, map_w: u32,
-    points: u32, stride: u32, accumulate: u32, _pad0: u32,
+    points: u32, stride: u32, accumulate: u32, channel_offset: u32,
+    map_channels: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 override WG: u32 = 256u;
@@ -43,12 +46,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let pix = i % plane;
     let px = pix % p.map_w;
     let py = pix / p.map_w;
-    let base = n * p.dim * plane + pix;
+    let image = n * p.map_channels * plane + pix;
     if (p.accumulate == 0u) {
-        for (var c = 0u; c < p.dim; c++) {
-            dmap[base + c * plane] = 0.0;
+        for (var c = 0u; c < p.map_channels; c++) {
+            dmap[image + c * plane] = 0.0;
         }
     }
+    let base = image + p.channel_offset * plane;
     for (var k = 0u; k < p.points; k++) {
         let r = n * p.points + k;
         let ax = axis(points[2u * r], p.map_w);

@@ -3,11 +3,13 @@
 // with d(grid coordinate)/d(image coordinate) = 1 / stride strictly inside the grid and 0 where the
 // coordinate is clamped to the border (at an exact grid line, the derivative of the cell to its right or
 // below). One invocation per point. Gradient convention: `=` (dpoints overwritten).
-//   map [batch, dim, map_h, map_w], points and dpoints [batch, points, 2], dout [batch * points, dim].
+//   map [batch, map_channels, map_h, map_w], points and dpoints [batch, points, 2], dout [batch * points, dim]
+//   (the gradient of the map's channels channel_offset .. channel_offset + dim).
 
 struct Params {
     batch: u32, dim: u32, map_h: u32, map_w: u32,
-    points: u32, stride: u32, accumulate: u32, _pad0: u32,
+    points: u32, stride: u32, accumulate: u32, channel_offset: u32,
+    map_channels: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 override WG: u32 = 256u;
@@ -44,7 +46,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var gx = 0.0;
     var gy = 0.0;
     for (var c = 0u; c < p.dim; c++) {
-        let base = (n * p.dim + c) * p.map_h * p.map_w;
+        let base = (n * p.map_channels + p.channel_offset + c) * p.map_h * p.map_w;
         let r0 = base + u32(ay.x) * p.map_w;
         let r1 = base + u32(ay.y) * p.map_w;
         let v00 = map[r0 + x0];

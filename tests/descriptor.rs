@@ -63,7 +63,7 @@ fn batch(seed: u64, classes: Option<usize>) -> DescBatch {
             };
         }
     }
-    DescBatch { images, points, labels, seed: 77 }
+    DescBatch { images, points, labels, seed: 77, channels: None }
 }
 
 fn t64(t: &HostTensor) -> Tensor64 {
@@ -99,7 +99,9 @@ fn cpu_step(
 ) -> (f64, CpuParams, Option<Tensor64>, Vec<[u32; 4]>) {
     let acts = cpu::forward(graph, params, &[t64(&b.images)]).unwrap();
     let map = acts.outputs(graph).remove(0);
-    let rows = rsample::sample_descriptors_f64(&map, &t64(&b.points), GRID);
+    // The loss's channels: all, or a learner's slice (divide and conquer), re-normalised on its own.
+    let channels = b.channels.clone().unwrap_or(0..map.shape[1]);
+    let rows = rsample::sample_descriptors_channels_f64(&map, &t64(&b.points), GRID, channels.clone());
     let unit = rnorm::l2_normalize_f64(&rows, L2_NORM_EPS as f64);
     let m = b.labels.len();
     let d = unit.shape[1];
@@ -165,7 +167,7 @@ fn cpu_step(
         (loss, du)
     };
     let d_rows = rnorm::l2_normalize_backward_f64(&rows, &d_unit, L2_NORM_EPS as f64);
-    let d_map = rsample::sample_descriptors_backward_f64(map.shape, &t64(&b.points), &d_rows, GRID);
+    let d_map = rsample::sample_descriptors_channels_backward_f64(map.shape, &t64(&b.points), &d_rows, GRID, channels);
     let grads = cpu::backward(graph, params, &acts, &[d_map]).unwrap();
     (loss, grads, d_proxies, triplets_out)
 }
@@ -287,6 +289,135 @@ fn loss_chain_matches_finite_differences() {
             }
         }
     }
+}
+
+/// A divide-phase step (the loss on a learner's slice of the descriptor, `DescBatch::channels`) on the GPU
+/// equals the f64 chain on that slice: the loss and every gradient. (The head's rows outside the slice get
+/// gradient too: the slice is taken from the network's output, normalised per grid cell over all D
+/// channels, and bilinear sampling mixes cells whose norms the other channels set.) ProxyNCA (whose proxies span the whole descriptor) refuses a slice.
+#[test]
+fn divide_phase_step_matches_the_f64_reference_on_the_slice() {
+    let Some(ctx) = gpu_with_subgroups() else { return };
+    let arch = tiny_arch();
+    let graph = arch.graph().unwrap();
+    let cases = [
+        (config(LossKind::Triplet, Some(SamplerKind::Hardest), 0), 4..8),
+        (config(LossKind::Contrastive, None, 0), 2..6),
+        (config(LossKind::Triplet, Some(SamplerKind::DistanceWeighted), 0), 0..4),
+    ];
+    for (i, (cfg, channels)) in cases.into_iter().enumerate() {
+        let b = DescBatch { channels: Some(channels.clone()), ..batch(300 + i as u64, None) };
+        let weights = arch.init_weights(40 + i as u64);
+        let model = DescriptorModel::new(ctx, &weights, cfg.clone()).unwrap();
+        let mut trainer = ModelTrainer::new(ctx, model, TrainConfig::default()).unwrap();
+        let report = trainer.compute_gradients(ctx, &b).unwrap();
+        let gpu = trainer.gradients(ctx).unwrap();
+        let params = CpuParams::new(&graph, &weights).unwrap();
+        let (loss, grads, _, _) = cpu_step(&graph, &params, None, &b, &cfg, &Fixed::None);
+        let full = cpu_step(&graph, &params, None, &DescBatch { channels: None, ..b.clone() }, &cfg, &Fixed::None).0;
+        let label = format!("{} on channels {channels:?}", cfg.label());
+        assert!(loss > 1e-3 && (loss - full).abs() > 1e-6, "{label}: loss {loss} (whole descriptor: {full})");
+        assert!(((report.loss as f64) - loss).abs() <= 1e-4 * loss, "{label}: GPU loss {} vs {loss}", report.loss);
+        let want = grads.to_weights(&graph, "grad.");
+        for name in want.names() {
+            let shape = want.shape(name).unwrap().to_vec();
+            let expected = want.get(name, &shape).unwrap();
+            let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{label} {name}: zero gradient");
+            assert_close(&format!("{label} {name}"), gpu.get(name, &shape).unwrap(), expected, 1e-4 * scale, 2e-3);
+        }
+    }
+    let model = DescriptorModel::new(ctx, &arch.init_weights(1), config(LossKind::ProxyNca, None, 9)).unwrap();
+    let mut trainer = ModelTrainer::new(ctx, model, TrainConfig::default()).unwrap();
+    let b = DescBatch { channels: Some(0..4), ..batch(5, Some(9)) };
+    let e = trainer.compute_gradients(ctx, &b).unwrap_err().to_string();
+    assert!(e.contains("ProxyNCA") && e.contains("0..4"), "{e}");
+}
+
+/// k-means (f64, k-means++) on three separated blobs in 5-D recovers them: one cluster per blob (up to
+/// the order), centroids equal to the blobs' means (the Lloyd fixed point), the same clustering for every
+/// seed, and the same result for one seed twice; too few points is an error.
+#[test]
+fn kmeans_recovers_separated_clusters() {
+    use corrflow::models::descriptor::divide::{kmeans, nearest_centroid};
+    let dim = 5;
+    let centres = [[4.0, 0.0, 0.0, 1.0, 0.0], [0.0, -4.0, 0.0, 0.0, 1.0], [0.0, 0.0, 4.0, -1.0, 0.0]];
+    let sizes = [30, 17, 41];
+    let mut rng = Rng::new(17);
+    let (mut points, mut truth) = (Vec::new(), Vec::new());
+    // Interleaved, so that order tells nothing.
+    for i in 0..sizes.iter().sum::<usize>() {
+        let blob = (0..3).cycle().skip(i).find(|&b| truth.iter().filter(|&&t| t == b).count() < sizes[b]).unwrap();
+        truth.push(blob);
+        points.extend(centres[blob].iter().map(|c| c + 0.8 * rng.uniform() as f64));
+    }
+    for seed in [1, 2, 99] {
+        let km = kmeans(&points, dim, 3, seed).unwrap();
+        assert_eq!(km, kmeans(&points, dim, 3, seed).unwrap(), "seed {seed}: not deterministic");
+        for blob in 0..3 {
+            let members: Vec<usize> = (0..truth.len()).filter(|&i| truth[i] == blob).collect();
+            let c = km.assignment[members[0]];
+            assert!(members.iter().all(|&i| km.assignment[i] == c), "seed {seed}: blob {blob} split");
+            assert_eq!(km.assignment.iter().filter(|&&a| a == c).count(), sizes[blob], "seed {seed}: blob {blob}");
+            for j in 0..dim {
+                let mean = members.iter().map(|&i| points[i * dim + j]).sum::<f64>() / members.len() as f64;
+                assert!((km.centroids[c * dim + j] - mean).abs() < 1e-12, "seed {seed}: centroid {c}[{j}]");
+            }
+            let (nearest, _) = nearest_centroid(&km.centroids, dim, &centres[blob]);
+            assert_eq!(nearest, c);
+        }
+    }
+    assert!(kmeans(&points[..2 * dim], dim, 3, 1).is_err());
+    assert!(kmeans(&[0.0, f64::NAN, 1.0, 2.0], 2, 1, 1).is_err());
+}
+
+/// The divide phase's point selection: from pairs of candidates (one padded by repetition), each learner
+/// gets its cluster's points (then the nearest others), distinct, in candidate order, relabelled
+/// `pair * K + i`, with its slice as the loss's channels; the conquer phase takes the first distinct
+/// candidates.
+#[test]
+fn divide_selects_each_learners_points() {
+    use corrflow::models::descriptor::divide::{first_points, select_points};
+    let (n, kc, points) = (2, 8, 3);
+    let mut cand = DescBatch {
+        images: HostTensor::zeros([2 * n, 1, 16, 16]),
+        points: HostTensor::zeros([2 * n, kc, 2, 1]),
+        labels: (0..(n * kc) as u32).collect(),
+        seed: 1,
+        channels: None,
+    };
+    for (i, v) in cand.points.data.iter_mut().enumerate() {
+        *v = i as f32;
+    }
+    // Pair 1 has 5 distinct candidates, repeated.
+    for q in 5..kc {
+        cand.labels[kc + q] = cand.labels[kc + q - 5];
+    }
+    // 2-D anchors: candidate q of pair j at angle q (cluster 0 near (1, 0), cluster 1 near (0, 1)).
+    let centroids = [1.0, 0.0, 0.0, 1.0];
+    let anchor = |q: usize| if q.is_multiple_of(3) { [0.9, 0.1 * q as f64] } else { [0.1 * q as f64, 0.95] };
+    let anchors: Vec<(Vec<usize>, Vec<f64>)> =
+        [8, 5].iter().map(|&m| ((0..m).collect(), (0..m).flat_map(anchor).collect())).collect();
+    // Learner 0: pair 0 has candidates 0, 3, 6 in cluster 0; pair 1 has 0, 3 and then the nearest other.
+    let b = select_points(&cand, &anchors, &centroids, 2, 0, points, 0..4);
+    assert_eq!(b.channels, Some(0..4));
+    assert_eq!(b.labels, vec![0, 1, 2, 3, 4, 5]);
+    let x = |b: &DescBatch, img: usize, i: usize| b.points.data[(img * points + i) * 2] as usize;
+    let picked = |b: &DescBatch, j: usize| (0..points).map(|i| (x(b, j, i) - j * kc * 2) / 2).collect::<Vec<_>>();
+    assert_eq!(picked(&b, 0), vec![0, 3, 6]);
+    // Pair 1's third: the non-member nearest to (1, 0): candidate 4 at (0.4, 0.95), before 2 and 1.
+    assert_eq!(picked(&b, 1), vec![0, 3, 4]);
+    for j in 0..n {
+        for i in 0..points {
+            assert_eq!(x(&b, n + j, i) - x(&b, j, i), n * kc * 2, "B's point is A's counterpart");
+        }
+    }
+    let b = select_points(&cand, &anchors, &centroids, 2, 1, points, 4..8);
+    assert_eq!((picked(&b, 0), picked(&b, 1)), (vec![1, 2, 4], vec![1, 2, 4]));
+    // Conquer: the first distinct candidates; a pair with fewer repeats them with their labels.
+    let b = first_points(&cand, 7).unwrap();
+    assert_eq!(b.channels, None);
+    assert_eq!(&b.labels[7..], &[7, 8, 9, 10, 11, 7, 8]);
 }
 
 /// Dense description: the GPU map equals the CPU graph's on the edge-padded image, the grid keeps

@@ -301,6 +301,93 @@ fn sample_descriptors_match_reference() {
     }
 }
 
+/// A channel range of the map (offset > 0, ending before the last channel): the rows hold those channels
+/// (also equal to the full reference's columns), the map gradient lands in them only (the other channels
+/// zeroed on overwrite, kept on accumulate), and the point gradient sees only them.
+#[test]
+fn sample_descriptors_channel_range_matches_reference() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(212);
+    for (n, d, h, w, k, stride, channels) in [(2, 12, 9, 11, 37, 4, 3..7), (1, 8, 5, 6, 300, 2, 6..8)] {
+        let grid = GridSpec { stride };
+        let c = channels.len();
+        let map = rng.tensor([n, d, h, w]);
+        let mut points = HostTensor::zeros([n, k, 2, 1]);
+        for (i, v) in points.data.iter_mut().enumerate() {
+            let extent = if i % 2 == 0 { w } else { h } as f32 * stride as f32;
+            *v = (rng.uniform() * 0.65 + 0.5) * extent;
+        }
+        let dout = rng.tensor([n * k, c, 1, 1]);
+        let (gm, gp, gd) = (
+            ctx.upload("map", &map).unwrap(),
+            ctx.upload("points", &points).unwrap(),
+            ctx.upload("dout", &dout).unwrap(),
+        );
+        let out = nan_tensor(ctx, "rows", [n * k, c, 1, 1]);
+        let dmap = nan_tensor(ctx, "dmap", [n, d, h, w]);
+        let dpoints = nan_tensor(ctx, "dpoints", [n, k, 2, 1]);
+        let mut rec = ctx.recorder("sample channels test");
+        metric::sample_descriptors_channels(&mut rec, &gm, &gp, grid, channels.clone(), &out).unwrap();
+        metric::sample_descriptors_channels_backward(
+            &mut rec,
+            &gp,
+            &gd,
+            grid,
+            channels.clone(),
+            &dmap,
+            GradWrite::Overwrite,
+        )
+        .unwrap();
+        metric::sample_descriptors_channels_backward_points(&mut rec, &gm, &gp, &gd, grid, channels.clone(), &dpoints)
+            .unwrap();
+        rec.submit().unwrap();
+        let (map64, points64, dout64) = (t64(&map), t64(&points), t64(&dout));
+        let what = format!("n{n} d{d} channels {channels:?} {h}x{w} k{k} stride {stride}");
+        let out_ref = rsample::sample_descriptors_channels_f64(&map64, &points64, grid, channels.clone());
+        let full = rsample::sample_descriptors_f64(&map64, &points64, grid);
+        let columns: Vec<f64> = full.data.chunks(d).flat_map(|r| r[channels.clone()].to_vec()).collect();
+        assert_eq!(out_ref.data, columns, "{what}: the channel reference is not the full reference's columns");
+        check(&format!("sample {what}"), &ctx.download(&out).unwrap().data, &out_ref.to_f32().data, 1e-5, 1e-5);
+        let dmap_ref =
+            rsample::sample_descriptors_channels_backward_f64(map.shape, &points64, &dout64, grid, channels.clone());
+        let outside = (0..dmap_ref.data.len()).filter(|i| !channels.contains(&(i / (h * w) % d)));
+        assert!(outside.clone().all(|i| dmap_ref.data[i] == 0.0));
+        let dmap_ref = dmap_ref.to_f32();
+        check(&format!("sample d/dmap {what}"), &ctx.download(&dmap).unwrap().data, &dmap_ref.data, 1e-5, 1e-5);
+        let dp_ref = rsample::sample_descriptors_channels_backward_points_f64(
+            &map64,
+            &points64,
+            &dout64,
+            grid,
+            channels.clone(),
+        )
+        .to_f32();
+        check(&format!("sample d/dpoints {what}"), &ctx.download(&dpoints).unwrap().data, &dp_ref.data, 1e-4, 1e-4);
+        // Accumulate onto a map gradient of 1s: the range gains the gradient, the rest stays 1.
+        ctx.fill(&dmap, 1.0).unwrap();
+        let mut rec = ctx.recorder("sample channels accumulate");
+        metric::sample_descriptors_channels_backward(
+            &mut rec,
+            &gp,
+            &gd,
+            grid,
+            channels.clone(),
+            &dmap,
+            GradWrite::Accumulate,
+        )
+        .unwrap();
+        rec.submit().unwrap();
+        let plus_one: Vec<f32> = dmap_ref.data.iter().map(|v| 1.0 + v).collect();
+        check(&format!("sample d/dmap accumulated {what}"), &ctx.download(&dmap).unwrap().data, &plus_one, 2e-5, 1e-5);
+    }
+    // A range outside the map is refused, naming the channels.
+    let (gm, gp) = (ctx.tensor("map", [1, 4, 3, 3]).unwrap(), ctx.tensor("points", [1, 2, 2, 1]).unwrap());
+    let out = ctx.tensor("rows", [2, 2, 1, 1]).unwrap();
+    let mut rec = ctx.recorder("bad range");
+    let e = metric::sample_descriptors_channels(&mut rec, &gm, &gp, GridSpec { stride: 4 }, 3..5, &out).unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { .. }) && e.to_string().contains("3..5"), "{e}");
+}
+
 #[test]
 fn pairwise_distance_matches_reference() {
     let Some(ctx) = gpu() else { return };

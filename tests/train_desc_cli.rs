@@ -1,7 +1,8 @@
 //! `corrflow train-desc` as a user runs it: arguments checked before any work, an existing checkpoint never
 //! replaced by accident, a run killed mid-way (SIGKILL) that resumes to the same bits as an uninterrupted
-//! one (random and hierarchical negatives, so the samplers' per-step seeds are part of it; and ProxyNCA,
-//! whose proxies and their Adam moments are), the naive ensemble's file; and the network descriptors in
+//! one (random and hierarchical negatives, so the samplers' per-step seeds are part of it; ProxyNCA,
+//! whose proxies and their Adam moments are; divide and conquer, whose clustering is), the naive ensemble's
+//! file; and the network descriptors in
 //! `corrflow match` and `corrflow eval-match`.
 
 mod common;
@@ -28,9 +29,10 @@ fn corrflow(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A tiny, fast run: a narrow tower on 2 pairs of 32x32 with 8 points, 2 validation pairs.
+/// A tiny, fast run: a narrow tower on 2 pairs of 32x32 with 8 points, 2 validation pairs; `loss` adds
+/// arguments and replaces those of these settings it names.
 fn tiny(out: &Path, steps: u64, loss: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
+    let base: Vec<String> = [
         "train-desc",
         "--width",
         "0.25",
@@ -64,6 +66,13 @@ fn tiny(out: &Path, steps: u64, loss: &[&str]) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // After the subcommand, the settings come as (flag, value) pairs.
+    let mut a = vec![base[0].clone()];
+    for fv in base[1..].chunks(2) {
+        if !loss.contains(&fv[0].as_str()) {
+            a.extend_from_slice(fv);
+        }
+    }
     a.extend(loss.iter().map(|s| s.to_string()));
     a
 }
@@ -78,7 +87,7 @@ fn arguments_are_checked_before_any_work() {
     let dir = tmp("ranges");
     let out = dir.join("r.safetensors");
     let o = out.to_string_lossy().to_string();
-    let cases: [(&[&str], &str); 16] = [
+    let cases: [(&[&str], &str); 24] = [
         (&["--loss", "hinge"], "--loss"),
         (&["--sampler", "nearest"], "--sampler"),
         (&["--loss", "contrastive", "--sampler", "hardest"], "--sampler"),
@@ -95,6 +104,14 @@ fn arguments_are_checked_before_any_work() {
         (&["--cpu-budget", "-5"], "--cpu-budget"),
         (&["--ensemble", "9"], "--ensemble"),
         (&["--scene-share", "1.5"], "--scene-share"),
+        (&["--divide", "1"], "--divide"),
+        (&["--divide", "17"], "--divide"),
+        (&["--divide", "3"], "--divide 3 with --dim 128"),
+        (&["--divide", "4", "--loss", "proxy-nca"], "proxy-nca"),
+        (&["--divide", "4", "--ensemble", "2"], "--ensemble 2"),
+        (&["--divide", "4", "--recluster", "0"], "--recluster"),
+        (&["--divide", "4", "--conquer-share", "1"], "--conquer-share"),
+        (&["--recluster", "10"], "need --divide"),
     ];
     for (extra, flag) in cases {
         let mut args = vec!["train-desc", "--out", &o];
@@ -210,6 +227,15 @@ fn killed_hierarchical_run_resumes_bit_exactly() {
 #[test]
 fn killed_proxy_nca_run_resumes_bit_exactly() {
     kill_and_resume("proxy", &["--loss", "proxy-nca"], 8);
+}
+
+/// Divide and conquer (2 learners, re-clustering every 3 steps, the whole descriptor from step 7; 48x48
+/// pairs with 4 points kept of 16 candidates, so that the clusters choose the points): the centroids and
+/// phase come back from the checkpoint, so the resumed run equals the uninterrupted one.
+#[test]
+fn killed_divide_and_conquer_run_resumes_bit_exactly() {
+    let divide = ["--divide", "2", "--recluster", "3", "--conquer-share", "0.25", "--points", "4", "--size", "48x48"];
+    kill_and_resume("divide", &divide, 8);
 }
 
 /// `--ensemble 2`: two members with their own files and the ensemble file, which `corrflow match` and

@@ -9,6 +9,13 @@
 //! held-out pairs), `run.csv`, `run.png`. With `--ensemble N`: N members `run.m0.safetensors` ...
 //! (each with its own files, seeds `--seed`, `--seed + 1`, ...) and `run.ensemble.safetensors`, the members'
 //! best weights in one file (their descriptors concatenated and re-normalised).
+//!
+//! `--divide K` trains the divide-and-conquer descriptor (Sanakoyeu et al. 2019,
+//! [`corrflow::models::descriptor::divide`]): K learners, slices of D / K channels of the one output, each
+//! trained on the points of its k-means cluster (re-clustered every `--recluster` steps), then the whole
+//! descriptor fine-tuned for the last `--conquer-share` of the steps (of the CPU budget when one is set and
+//! runs out first). The checkpoint stays a plain descriptor; the clustering state is in its metadata, so
+//! `--resume` continues exactly.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +24,7 @@ use clap::Args;
 use corrflow::data::correspondence::SourceImages;
 use corrflow::data::synthetic::{load_texture_folder, SyntheticConfig};
 use corrflow::models::descriptor::data::{descriptor_batches, ClassPool, DescDataConfig};
+use corrflow::models::descriptor::divide::{DivideConfig, Divider, Phase, CANDIDATE_FACTOR};
 use corrflow::models::descriptor::validate::{log_schema, DescValidator};
 use corrflow::models::descriptor::{
     DescriptorArch, DescriptorEnsemble, DescriptorModel, LossKind, SamplerKind, TrainLossConfig,
@@ -27,7 +35,7 @@ use corrflow::training::{ModelTrainer, TrainConfig};
 use corrflow::{Context, Error, Result};
 
 use super::progress::Progress;
-use super::{beside, check_range, cpu_seconds, parse_size};
+use super::{beside, check_int, check_range, cpu_seconds, parse_size};
 
 #[derive(Args, Clone)]
 #[command(allow_negative_numbers = true)]
@@ -126,7 +134,25 @@ pub struct TrainDescArgs {
     /// into a naive ensemble (1..=8).
     #[arg(long, default_value_t = 1)]
     ensemble: usize,
+    /// Divide and conquer: K learners (2..=16), slices of D / K channels trained on the points of their
+    /// k-means cluster, then the whole descriptor fine-tuned (contrastive and triplet losses).
+    #[arg(long)]
+    divide: Option<usize>,
+    /// With --divide: steps between re-clusterings (1..=1000000). Default 10.
+    #[arg(long)]
+    recluster: Option<u64>,
+    /// With --divide: the share of the steps (or of --cpu-budget), at the end, that fine-tune the whole
+    /// descriptor, in [0, 0.95]. Default 0.3.
+    #[arg(long)]
+    conquer_share: Option<f64>,
 }
+
+/// `--recluster` when not given. The embedding drifts fast at lr 1e-3: 100 steps after a clustering, a
+/// learner's cluster held 0-83 % of the 16 points per pair it was given (the rest the nearest others); 10
+/// steps after, 84-100 %. A clustering (k-means of ~400 points in 128-D) costs milliseconds.
+const DEFAULT_RECLUSTER: u64 = 10;
+/// `--conquer-share` when not given.
+const DEFAULT_CONQUER_SHARE: f64 = 0.3;
 
 fn invalid(message: String) -> Error {
     Error::InvalidParam { op: "train-desc", message }
@@ -139,6 +165,7 @@ struct Plan {
     config: TrainConfig,
     arch: DescriptorArch,
     val: (usize, usize),
+    divide: Option<DivideConfig>,
 }
 
 fn plan(args: &TrainDescArgs) -> Result<Plan> {
@@ -193,9 +220,11 @@ fn plan(args: &TrainDescArgs) -> Result<Plan> {
             "--resume continues the checkpoint at --out; it cannot be combined with --init or --overwrite".into(),
         ));
     }
+    let divide = divide_config(args, loss_kind)?;
     let mut data = DescDataConfig::new(args.seed);
     data.pairs = args.pairs;
-    data.points = args.points;
+    // A divide run draws candidates, of which each step keeps --points per pair.
+    data.points = if divide.is_some() { CANDIDATE_FACTOR * args.points } else { args.points };
     data.width = w;
     data.height = h;
     data.scene_share = args.scene_share;
@@ -224,7 +253,45 @@ fn plan(args: &TrainDescArgs) -> Result<Plan> {
         milestones: args.milestones.clone(),
         ..Default::default()
     };
-    Ok(Plan { loss, data, config, arch: DescriptorArch::new(args.width, args.dim), val })
+    Ok(Plan { loss, data, config, arch: DescriptorArch::new(args.width, args.dim), val, divide })
+}
+
+/// `--divide`, `--recluster`, `--conquer-share`: ranges and the combinations divide and conquer refuses.
+fn divide_config(args: &TrainDescArgs, loss: LossKind) -> Result<Option<DivideConfig>> {
+    let Some(k) = args.divide else {
+        if args.recluster.is_some() || args.conquer_share.is_some() {
+            return Err(invalid(
+                "--recluster and --conquer-share set up divide and conquer: they need --divide K".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    check_int("train-desc", "--divide", k as u64, 2, 16)?;
+    let recluster = args.recluster.unwrap_or(DEFAULT_RECLUSTER);
+    check_int("train-desc", "--recluster", recluster, 1, 1_000_000)?;
+    let conquer_share = args.conquer_share.unwrap_or(DEFAULT_CONQUER_SHARE);
+    check_range("train-desc", "--conquer-share", conquer_share, 0.0, 0.95, false)?;
+    if loss == LossKind::ProxyNca {
+        return Err(invalid(
+            "--divide with proxy-nca: its proxies span the whole descriptor and its classes are a fixed pool, so \
+             learners on slices and clusters of points do not apply; use the contrastive or triplet loss"
+                .into(),
+        ));
+    }
+    if args.ensemble > 1 {
+        return Err(invalid(format!(
+            "--divide with --ensemble {}: divide and conquer is the ensemble of K learners inside one network; \
+             train either, not both",
+            args.ensemble
+        )));
+    }
+    if !args.dim.is_multiple_of(k) {
+        return Err(invalid(format!(
+            "--divide {k} with --dim {}: the descriptor must split into {k} equal learners (D a multiple of K)",
+            args.dim
+        )));
+    }
+    Ok(Some(DivideConfig { learners: k, recluster, conquer_share }))
 }
 
 /// The files of one run at `out`: (checkpoint, best, csv, png).
@@ -363,6 +430,8 @@ fn train_one(
     // The data stream's settings: the checkpoint's on --resume (so the stream continues), else the arguments.
     let saved = trainer.metadata().clone();
     let get = |k: &str| saved.get(k).cloned();
+    // Points per pair a step trains on (a divide run's stream draws more: its candidates).
+    let mut points = args.points;
     if resume {
         let num = |k: &str| get(k).and_then(|v| v.parse::<f64>().ok());
         if let Some(v) = num("seed") {
@@ -372,8 +441,9 @@ fn train_one(
             data.pairs = v as usize;
         }
         if let Some(v) = num("points") {
-            data.points = v as usize;
+            points = v as usize;
         }
+        data.points = num("candidates").map_or(points, |c| c as usize);
         if let Some(v) = get("size") {
             (data.width, data.height) = parse_size("train-desc", "the checkpoint's size", &v, 4, 1024)?;
         }
@@ -395,10 +465,34 @@ fn train_one(
         (Some(dir), _) => dir.display().to_string(),
         _ => "procedural".into(),
     };
+    let dim = trainer.network().arch().dim;
+    let mut divider = if resume {
+        let d = Divider::from_metadata(&saved, dim, data.seed)?;
+        let trained = d.as_ref().map(|d| d.config.learners);
+        if args.divide.is_some() && args.divide != trained {
+            return Err(invalid(format!(
+                "--divide {}: the checkpoint at {} was trained {}; leave --divide out to continue it as it was",
+                args.divide.unwrap_or(0),
+                out.display(),
+                trained.map_or("without divide and conquer".into(), |k| format!("with --divide {k}"))
+            )));
+        }
+        d.map(|mut d| {
+            d.set_steps(args.steps, trainer.steps());
+            d
+        })
+    } else {
+        plan.divide.clone().map(|c| Divider::new(c, dim, data.seed, args.steps)).transpose()?
+    };
+    if let Some(d) = &divider {
+        // One recorded step per learner's slice and one for the whole descriptor.
+        trainer.set_plan_capacity(d.config.learners + 1);
+    }
     let stream: Vec<(&str, String)> = vec![
         ("seed", data.seed.to_string()),
         ("pairs", data.pairs.to_string()),
-        ("points", data.points.to_string()),
+        ("points", points.to_string()),
+        ("candidates", if divider.is_some() { data.points.to_string() } else { "none".into() }),
         ("size", format!("{}x{}", data.width, data.height)),
         ("scene_share", data.scene_share.to_string()),
         ("images", images),
@@ -429,12 +523,30 @@ fn train_one(
         data.pairs,
         data.width,
         data.height,
-        data.points,
+        points,
         data.pool.map(|p| format!(" (class pool: {} scenes x {} points)", p.sources, p.points)).unwrap_or_default(),
         data.seed,
         args.steps,
         if args.cpu_budget > 0.0 { format!(" or {:.0} CPU seconds", args.cpu_budget) } else { String::new() }
     );
+    if let Some(d) = &divider {
+        let c = &d.config;
+        say!(
+            "divide and conquer: {} learners of {} channels, each on {} points per pair of its k-means cluster (of {} \
+             candidates), re-clustered every {} steps; the whole descriptor from step {}{}",
+            c.learners,
+            dim / c.learners,
+            c.divide_points(points),
+            data.points,
+            c.recluster,
+            d.conquer_from(),
+            if args.cpu_budget > 0.0 {
+                format!(" or {:.0} training CPU seconds", (1.0 - c.conquer_share) * args.cpu_budget)
+            } else {
+                String::new()
+            }
+        );
+    }
     let pairs = data.pairs;
     let mut batches = descriptor_batches(data, trainer.steps(), 2)?;
 
@@ -450,8 +562,40 @@ fn train_one(
     let mut recent = Vec::new();
     let mut last_val = String::new();
     let (mut last_row_time, mut last_row_step) = (Instant::now(), first_step);
+    let mut phase_text = String::new();
     loop {
-        let batch = batches.next_batch()?;
+        let mut batch = batches.next_batch()?;
+        if let Some(d) = divider.as_mut() {
+            let step = trainer.steps() + 1;
+            let dividing = matches!(d.phase(step), Phase::Divide { .. });
+            if dividing
+                && args.cpu_budget > 0.0
+                && train_cpu(val_cpu) >= (1.0 - d.config.conquer_share) * args.cpu_budget
+            {
+                d.conquer_at(step);
+            }
+            let phase;
+            (batch, phase) = d.batch(ctx, trainer.network().descriptor(), &batch, step, points)?;
+            phase_text = match phase {
+                Phase::Divide { learner, reclustered } => {
+                    if reclustered {
+                        progress.note(format!("step {step}: re-clustered, points per cluster {:?}", d.cluster_sizes()));
+                    }
+                    format!(
+                        "  divide (learner {} of {}, {:.0} % of its points in its cluster)",
+                        learner + 1,
+                        d.config.learners,
+                        100.0 * d.in_cluster_share()
+                    )
+                }
+                Phase::Conquer => {
+                    if step == d.conquer_from() || step == first_step + 1 {
+                        progress.note(format!("step {step}: conquer phase, fine-tuning the whole descriptor"));
+                    }
+                    "  conquer".into()
+                }
+            };
+        }
         let report = trainer.step(ctx, &batch)?;
         recent.push(report.loss);
         let step = report.step;
@@ -483,10 +627,10 @@ fn train_one(
                 validation: val.as_ref().map(|v| v.columns()).unwrap_or_default(),
             };
             log.append(&row)?;
-            progress.update(step, format!("loss {mean_loss:.4}{last_val}  {rate:.1} pairs/s"));
+            progress.update(step, format!("loss {mean_loss:.4}{last_val}  {rate:.1} pairs/s{phase_text}"));
             if step % (10 * args.log_every) == 0 || validate {
                 progress.log(format_args!(
-                    "step {step:>7}  loss {mean_loss:>8.4}  lr {:.2e}  {rate:.2} pairs/s (generator {:.1}/s)  training CPU {:.0} s",
+                    "step {step:>7}  loss {mean_loss:>8.4}  lr {:.2e}  {rate:.2} pairs/s (generator {:.1}/s)  training CPU {:.0} s{phase_text}",
                     report.lr,
                     batches.generator_samples_per_s(),
                     train_cpu(val_cpu)
@@ -508,6 +652,7 @@ fn train_one(
                     trainer.set_metadata("val_recall4", format!("{:.4}", v.recall4));
                     trainer.set_metadata("val_mma3", format!("{:.4}", v.mma3));
                     trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(val_cpu)));
+                    record_divider(&mut trainer, divider.as_ref());
                     trainer.save_weights(ctx, &best_path)?;
                     progress.note(format!("best so far: {} (step {step})", best_path.display()));
                 }
@@ -516,6 +661,7 @@ fn train_one(
         }
         if step % args.checkpoint_every == 0 || last {
             trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(val_cpu)));
+            record_divider(&mut trainer, divider.as_ref());
             trainer.save_checkpoint(ctx, out)?;
             progress.log(format_args!("checkpoint: {} (step {step})", out.display()));
         }
@@ -535,4 +681,11 @@ fn train_one(
         plot_path.display()
     );
     Ok(())
+}
+
+/// Writes the divide-and-conquer state into the checkpoint metadata (for an exact `--resume`).
+fn record_divider(trainer: &mut ModelTrainer<DescriptorModel>, divider: Option<&Divider>) {
+    for (k, v) in divider.map(Divider::metadata).unwrap_or_default() {
+        trainer.set_metadata(&k, v);
+    }
 }

@@ -54,7 +54,8 @@ pub use mining::{
 };
 pub use normalize::{l2_normalize, l2_normalize_backward, L2NormalizeParams};
 pub use sample::{
-    sample_descriptors, sample_descriptors_backward, sample_descriptors_backward_points, GridSpec, SampleParams,
+    sample_descriptors, sample_descriptors_backward, sample_descriptors_backward_points, sample_descriptors_channels,
+    sample_descriptors_channels_backward, sample_descriptors_channels_backward_points, GridSpec, SampleParams,
 };
 
 use crate::error::{Error, Result};

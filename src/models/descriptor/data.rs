@@ -22,6 +22,7 @@
 //! `scene * points + point`. The pool's scenes are disjoint from every stream's pairs and from validation.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use image::RgbImage;
@@ -51,6 +52,9 @@ pub struct DescBatch {
     pub labels: Vec<u32>,
     /// The samplers' seed for this batch.
     pub seed: u32,
+    /// The descriptor channels the loss sees (`None`: all of them): a learner's slice in the divide phase of
+    /// the divide-and-conquer descriptor ([`super::divide`]), re-normalised on its own.
+    pub channels: Option<Range<usize>>,
 }
 
 impl DescBatch {
@@ -355,7 +359,7 @@ fn make_batch(cfg: &DescDataConfig, cache: &SourceCache, k: u64) -> Result<DescB
         }
     }
     let seed = pcg_hash((cfg.seed as u32).wrapping_mul(0x9E37_79B9) ^ pcg_hash(k as u32) ^ ((k >> 32) as u32));
-    Ok(DescBatch { images, points, labels, seed })
+    Ok(DescBatch { images, points, labels, seed, channels: None })
 }
 
 /// Batch `k` of the stream of `cfg`, made on the caller's thread (for tests; training uses

@@ -37,9 +37,12 @@
 //!
 //! Parameter names are `conv1.weight`, `conv1.bias`, ..., `head.weight`, `head.bias`: stable across
 //! versions, so checkpoints keep loading. Training (the [`crate::training::Model`] with its metric losses)
-//! is in `train`.
+//! is in `train`; the divide-and-conquer form (K learners on slices of the one output, each trained on its
+//! k-means cluster's points, then the whole descriptor fine-tuned) in `divide`; the naive ensemble of
+//! separately trained networks in `ensemble`.
 
 pub mod data;
+pub mod divide;
 mod ensemble;
 pub mod train;
 pub mod validate;

@@ -4,7 +4,8 @@
 //!
 //! 1. the Siamese forward: the batch holds the N images A and then their N images B (`[2N, 1, H, W]`), one
 //!    network applied to both;
-//! 2. [`sample_descriptors`] samples the dense maps at the points (bilinearly, sub-pixel), and
+//! 2. [`sample_descriptors_channels`] samples the dense maps at the points (bilinearly, sub-pixel; all
+//!    channels, or a learner's slice in the divide phase of [`super::divide`]), and
 //!    [`l2_normalize`] re-normalises the rows (interpolated unit vectors are shorter than 1), giving A's rows
 //!    and B's rows, `M = N K` each; row `i` of A and row `i` of B are one scene point (one class);
 //! 3. the loss on the `M x M` distance matrix between A's and B's rows ([`pairwise_distance`], Euclidean):
@@ -35,6 +36,7 @@
 //! exactly what an uninterrupted one would.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use super::data::DescBatch;
@@ -46,9 +48,10 @@ use crate::ops::loss::reduce_sum;
 use crate::ops::metric::{
     class_means, contrastive_loss, l2_normalize, l2_normalize_backward, mine_class_negatives, mine_distance_weighted,
     mine_hardest_negatives, mine_positives, mine_random_negatives, mine_semihard_negatives, nearest_classes,
-    pairwise_distance, pairwise_distance_backward, proxy_nca_loss, sample_descriptors, sample_descriptors_backward,
-    triplet_loss, triplet_loss_backward, ContrastiveSpec, DistanceWeighted, GradWrite, Indices, LabelledDistances,
-    PositiveChoice, ProxyNcaSpec, SeedBuffer, TripletSpec, DISTANCE_EPS, L2_NORM_EPS, MAX_NEIGHBOURS,
+    pairwise_distance, pairwise_distance_backward, proxy_nca_loss, sample_descriptors_channels,
+    sample_descriptors_channels_backward, triplet_loss, triplet_loss_backward, ContrastiveSpec, DistanceWeighted,
+    GradWrite, Indices, LabelledDistances, PositiveChoice, ProxyNcaSpec, SeedBuffer, TripletSpec, DISTANCE_EPS,
+    L2_NORM_EPS, MAX_NEIGHBOURS,
 };
 use crate::runtime::{Context, HostTensor, Recorder, Tensor};
 use crate::training::{Model, TrainConfig};
@@ -322,8 +325,9 @@ pub struct DescLoss {
     value: Tensor,
 }
 
-/// The batch shape a step is recorded for: (pairs N, height, width, points per pair K).
-pub type DescKey = (usize, usize, usize, usize);
+/// The batch shape a step is recorded for: (pairs N, height, width, points per pair K, the descriptor
+/// channels the loss sees).
+pub type DescKey = (usize, usize, usize, usize, Range<usize>);
 
 impl Model for DescriptorModel {
     type Batch = DescBatch;
@@ -358,6 +362,23 @@ impl Model for DescriptorModel {
         batch.check()?;
         let [n2, _, h, w] = batch.images.shape;
         let k = batch.points.shape[1];
+        let dim = self.arch().dim;
+        let channels = batch.channels.clone().unwrap_or(0..dim);
+        if channels.is_empty() || channels.end > dim {
+            return Err(Error::InvalidParam {
+                op: "train descriptor",
+                message: format!("descriptor channels {channels:?} of a batch: need a non-empty range inside 0..{dim}"),
+            });
+        }
+        if self.loss.loss == LossKind::ProxyNca && channels != (0..dim) {
+            return Err(Error::InvalidParam {
+                op: "train descriptor",
+                message: format!(
+                    "descriptor channels {channels:?}: ProxyNCA's proxies have all {dim} channels, so it trains the whole \
+                     descriptor only"
+                ),
+            });
+        }
         if self.loss.loss == LossKind::ProxyNca {
             if let Some(&l) = batch.labels.iter().find(|&&l| l as usize >= self.loss.proxy_classes) {
                 return Err(Error::InvalidParam {
@@ -371,10 +392,10 @@ impl Model for DescriptorModel {
                 message: format!("class {l} outside the batch's {} points", n2 / 2 * k),
             });
         }
-        Ok((n2 / 2, h, w, k))
+        Ok((n2 / 2, h, w, k, channels))
     }
 
-    fn input_shapes(&self, &(n, h, w, _): &DescKey) -> Vec<[usize; 4]> {
+    fn input_shapes(&self, &(n, h, w, _, _): &DescKey) -> Vec<[usize; 4]> {
         vec![[2 * n, 1, h, w]]
     }
 
@@ -382,13 +403,16 @@ impl Model for DescriptorModel {
         &self,
         ctx: &Context,
         rec: &mut Recorder<'_>,
-        &(n, _, _, k): &DescKey,
+        (n, _, _, k, channels): &DescKey,
         outputs: &[&Tensor],
         output_grads: &[&Tensor],
         _config: &TrainConfig,
     ) -> Result<DescLoss> {
+        let (n, k) = (*n, *k);
         let (map, dmap) = (outputs[0], output_grads[0]);
-        let d = map.shape()[1];
+        // The loss sees `channels` of the descriptor (all of them but in a divide phase), as unit rows of
+        // their own; the map's other channels get no gradient.
+        let d = channels.len();
         let m = n * k;
         let t = |name: &str, shape: [usize; 4]| ctx.tensor(name, shape);
         let points = t("points", [2 * n, k, 2, 1])?;
@@ -400,7 +424,7 @@ impl Model for DescriptorModel {
         // Rows: sampled, re-normalised.
         let rows = t("sampled rows", [2 * m, d, 1, 1])?;
         let unit_rows = t("rows", [2 * m, d, 1, 1])?;
-        sample_descriptors(rec, map, &points, GRID, &rows)?;
+        sample_descriptors_channels(rec, map, &points, GRID, channels.clone(), &rows)?;
         l2_normalize(rec, &rows, &unit_rows, L2_NORM_EPS)?;
         let d_unit = t("rows gradient", [2 * m, d, 1, 1])?;
         let bytes = (m * d * 4) as u64;
@@ -488,7 +512,15 @@ impl Model for DescriptorModel {
         }
         let d_rows = t("sampled rows gradient", [2 * m, d, 1, 1])?;
         l2_normalize_backward(rec, &rows, &d_unit, &d_rows, L2_NORM_EPS)?;
-        sample_descriptors_backward(rec, &points, &d_rows, GRID, dmap, GradWrite::Overwrite)?;
+        sample_descriptors_channels_backward(
+            rec,
+            &points,
+            &d_rows,
+            GRID,
+            channels.clone(),
+            dmap,
+            GradWrite::Overwrite,
+        )?;
         Ok(DescLoss { points, labels, labels2, seed, value })
     }
 

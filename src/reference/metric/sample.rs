@@ -10,7 +10,10 @@
 //! `floor(g) + 1` (the latter clamped to `Wf - 1`); the same along y.
 //!
 //! Points are `[N, K, 2, 1]`: image n's point k at `(x, y)` in image pixels; the output is the rows
-//! `[N*K, D, 1, 1]`, row `n*K + k`.
+//! `[N*K, D, 1, 1]`, row `n*K + k`. The `*_channels_f64` forms sample (and differentiate) a range of the
+//! map's channels only: rows `[N*K, channels.len(), 1, 1]`, no gradient outside the range.
+
+use std::ops::Range;
 
 use crate::host::Tensor64;
 
@@ -47,8 +50,18 @@ pub(crate) fn axis_f64(v: f64, n: usize, stride: u32) -> (usize, usize, f64, f64
 
 /// `out[n*K + k, d] = bilinear(map[n, d], points[n, k])`.
 pub fn sample_descriptors_f64(map: &Tensor64, points: &Tensor64, grid: GridSpec) -> Tensor64 {
-    let [n, d, h, w] = map.shape;
-    let k = points.shape[1];
+    sample_descriptors_channels_f64(map, points, grid, 0..map.shape[1])
+}
+
+/// `out[n*K + k, c] = bilinear(map[n, channels.start + c], points[n, k])`.
+pub fn sample_descriptors_channels_f64(
+    map: &Tensor64,
+    points: &Tensor64,
+    grid: GridSpec,
+    channels: Range<usize>,
+) -> Tensor64 {
+    let [n, _, h, w] = map.shape;
+    let (k, d, c0) = (points.shape[1], channels.len(), channels.start);
     let mut out = Tensor64::zeros([n * k, d, 1, 1]);
     for b in 0..n {
         for q in 0..k {
@@ -57,7 +70,7 @@ pub fn sample_descriptors_f64(map: &Tensor64, points: &Tensor64, grid: GridSpec)
             let (x0, x1, fx, _) = axis_f64(px, w, grid.stride);
             let (y0, y1, fy, _) = axis_f64(py, h, grid.stride);
             for c in 0..d {
-                let g = |yy: usize, xx: usize| map.data[map.idx(b, c, yy, xx)];
+                let g = |yy: usize, xx: usize| map.data[map.idx(b, c0 + c, yy, xx)];
                 let top = g(y0, x0) * (1.0 - fx) + g(y0, x1) * fx;
                 let bot = g(y1, x0) * (1.0 - fx) + g(y1, x1) * fx;
                 out.data[(b * k + q) * d + c] = top * (1.0 - fy) + bot * fy;
@@ -75,8 +88,19 @@ pub fn sample_descriptors_backward_f64(
     dout: &Tensor64,
     grid: GridSpec,
 ) -> Tensor64 {
-    let [n, d, h, w] = map_shape;
-    let k = points.shape[1];
+    sample_descriptors_channels_backward_f64(map_shape, points, dout, grid, 0..map_shape[1])
+}
+
+/// The map gradient of [`sample_descriptors_channels_f64`]: zero outside `channels`.
+pub fn sample_descriptors_channels_backward_f64(
+    map_shape: [usize; 4],
+    points: &Tensor64,
+    dout: &Tensor64,
+    grid: GridSpec,
+    channels: Range<usize>,
+) -> Tensor64 {
+    let [n, _, h, w] = map_shape;
+    let (k, d, c0) = (points.shape[1], channels.len(), channels.start);
     let mut dmap = Tensor64::zeros(map_shape);
     for b in 0..n {
         for q in 0..k {
@@ -92,7 +116,7 @@ pub fn sample_descriptors_backward_f64(
                     (y1, x0, fy * (1.0 - fx)),
                     (y1, x1, fy * fx),
                 ] {
-                    let i = dmap.idx(b, c, yy, xx);
+                    let i = dmap.idx(b, c0 + c, yy, xx);
                     dmap.data[i] += wt * g;
                 }
             }
@@ -109,8 +133,19 @@ pub fn sample_descriptors_backward_points_f64(
     dout: &Tensor64,
     grid: GridSpec,
 ) -> Tensor64 {
-    let [n, d, h, w] = map.shape;
-    let k = points.shape[1];
+    sample_descriptors_channels_backward_points_f64(map, points, dout, grid, 0..map.shape[1])
+}
+
+/// The point gradient of [`sample_descriptors_channels_f64`].
+pub fn sample_descriptors_channels_backward_points_f64(
+    map: &Tensor64,
+    points: &Tensor64,
+    dout: &Tensor64,
+    grid: GridSpec,
+    channels: Range<usize>,
+) -> Tensor64 {
+    let [n, _, h, w] = map.shape;
+    let (k, d, c0) = (points.shape[1], channels.len(), channels.start);
     let mut dp = Tensor64::zeros(points.shape);
     for b in 0..n {
         for q in 0..k {
@@ -120,7 +155,7 @@ pub fn sample_descriptors_backward_points_f64(
             let (y0, y1, fy, dfy) = axis_f64(py, h, grid.stride);
             let (mut gx, mut gy) = (0.0, 0.0);
             for c in 0..d {
-                let g = |yy: usize, xx: usize| map.data[map.idx(b, c, yy, xx)];
+                let g = |yy: usize, xx: usize| map.data[map.idx(b, c0 + c, yy, xx)];
                 let go = dout.data[(b * k + q) * d + c];
                 let top = g(y0, x0) * (1.0 - fx) + g(y0, x1) * fx;
                 let bot = g(y1, x0) * (1.0 - fx) + g(y1, x1) * fx;
