@@ -292,6 +292,9 @@ fn ensemble_and_network_descriptors_in_match_and_eval_match() {
     let (code, stdout, err) =
         corrflow(&["eval-match", &s(&pairs), "--descriptors", "trained,untrained,raw", "--weights", &w, "--json"]);
     assert_eq!(code, 0, "{stdout}\n{err}");
+    // stdout is one JSON document (the adapter line goes to stderr).
+    assert!(stdout.starts_with("{\"rows\":[") && stdout.trim_end().ends_with("]}"), "{stdout}");
+    assert!(err.contains("adapter:"), "{err}");
     for d in ["\"trained\"", "\"untrained\"", "\"raw\""] {
         assert!(stdout.contains(d), "{d} missing: {stdout}");
     }

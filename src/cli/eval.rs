@@ -48,7 +48,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         });
     }
     let (weights, source) = super::flow::choose_weights(args.weights.as_deref())?;
-    let (ctx, first_run) = super::open_context()?;
+    let (ctx, first_run) = super::open_context(args.json)?;
     let net = FlowNet::new(&ctx, &weights)?;
     let arch = net.arch();
     eprintln!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());

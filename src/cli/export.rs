@@ -62,7 +62,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
             .into_iter()
             .filter(|p| matches!(p.dataset.as_str(), "middlebury" | "sintel_clean" | "sintel_final"))
             .collect();
-        let (ctx, first_run) = super::open_context()?;
+        let (ctx, first_run) = super::open_context(false)?;
         let (full, half) = (FlowNet::new(&ctx, &weights)?, FlowNet::new(&ctx, &stored)?);
         let mut worst: (f64, String) = (0.0, String::new());
         for pair in &pairs {
@@ -120,7 +120,7 @@ fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
     let bytes = weights.to_bytes_as(store)?;
     let stored = Weights::from_bytes(&bytes, &args.out.display().to_string())?;
     if !args.f32 && args.check_data.as_ref().is_none_or(|p| p.as_os_str() != "none") {
-        let (ctx, first_run) = super::open_context()?;
+        let (ctx, first_run) = super::open_context(false)?;
         let load = |w: &Weights| -> Result<Box<dyn DenseDescriber>> {
             Ok(if ensemble {
                 Box::new(DescriptorEnsemble::from_weights(&ctx, w)?)

@@ -114,7 +114,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
         [a.as_deref(), b.as_deref(), weights_path.as_deref(), gt_path.as_deref()].into_iter().flatten().collect();
     let outputs = OutputSet::check(&inputs, &[&out, &png])?;
 
-    let (ctx, first_run) = super::open_context()?;
+    let (ctx, first_run) = super::open_context(false)?;
     let net = FlowNet::new(&ctx, &weights)?;
     say!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());
     let load_time = t_load.elapsed();

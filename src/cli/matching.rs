@@ -116,7 +116,7 @@ pub fn run_match(args: MatchArgs) -> Result<()> {
             .flatten()
             .collect();
     let outputs = OutputSet::check(&inputs, &[&args.out, &args.png])?;
-    let (ctx, first_run) = super::open_context()?;
+    let (ctx, first_run) = super::open_context(false)?;
     let describer = args.descriptor.describer(&ctx, args.options.weights.as_deref())?;
     let report = match_dense(&ctx, &a, &b, describer.as_ref(), &cfg)?;
     say!(
@@ -196,7 +196,7 @@ pub fn run_eval(args: EvalMatchArgs) -> Result<()> {
             message: "no image pairs with a homography found (see `corrflow eval-match --help` for the layouts)".into(),
         });
     }
-    let (ctx, first_run) = super::open_context()?;
+    let (ctx, first_run) = super::open_context(args.json)?;
     let describers: Vec<Box<dyn DenseDescriber>> =
         args.descriptors.iter().map(|d| d.describer(&ctx, args.options.weights.as_deref())).collect::<Result<_>>()?;
     let mut rows = Vec::new();

@@ -145,13 +145,19 @@ pub(crate) fn check_range(op: &'static str, flag: &str, value: f64, lo: f64, hi:
     })
 }
 
-/// The GPU context of a command, with its adapter printed. On the first run on this adapter (no marker in
+/// The GPU context of a command, with its adapter printed (to stderr when `json`: stdout is then one JSON
+/// document). On the first run on this adapter (no marker in
 /// `$XDG_CACHE_HOME/corrflow` or `~/.cache/corrflow`) it says that the kernels are being compiled, with a count,
 /// since that takes tens of seconds on a software adapter and would otherwise look like a hang; call
 /// [`FirstRun::done`] when the command succeeded so later runs stay quiet.
-pub(crate) fn open_context() -> Result<(corrflow::Context, FirstRun)> {
+pub(crate) fn open_context(json: bool) -> Result<(corrflow::Context, FirstRun)> {
     let ctx = corrflow::Context::new_blocking()?.with_policy(corrflow::runtime::Policy::from_env());
-    say!("adapter: {}", ctx.adapter());
+    if json {
+        // stdout carries only the JSON document.
+        eprintln!("adapter: {}", ctx.adapter());
+    } else {
+        say!("adapter: {}", ctx.adapter());
+    }
     let a = ctx.adapter();
     let key = format!("{}|{}|{}|{}", a.name, a.driver, a.backend, env!("CARGO_PKG_VERSION"));
     // FNV-1a: a stable file name per adapter, driver and corrflow version.

@@ -199,7 +199,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         ..Default::default()
     };
 
-    let (ctx, first_run) = super::open_context()?;
+    let (ctx, first_run) = super::open_context(false)?;
     let mut trainer = if args.resume {
         let (t, optimizer) = Trainer::resume(&ctx, &out, config)?;
         if !optimizer {

@@ -349,7 +349,7 @@ pub fn run(args: TrainDescArgs) -> Result<()> {
         }
         None => None,
     };
-    let (ctx, first_run) = super::open_context()?;
+    let (ctx, first_run) = super::open_context(false)?;
     let source = SourceImages::Procedural(SyntheticConfig::default());
     let validator =
         DescValidator::new(args.val_pairs, plan.val.0, plan.val.1, &source, &DescDataConfig::training_warp())?;
