@@ -589,10 +589,10 @@ fn local_normalisation_matches_brute_force_and_removes_gain() {
     }
 }
 
-/// The embedded (shipped) descriptor on real photographs it never saw: the CMP pairs `boat` and `adam` (a
-/// zoom-rotation and a viewpoint change, with their stored homographies), scaled to 480 px, through the
+/// The embedded (shipped) descriptor on real photographs it never saw: the CMP pairs `Boston` and `adam` (a
+/// viewpoint and a viewpoint-and-light change, with their stored homographies), scaled to 480 px, through the
 /// same matcher as the raw-patch baseline: its MMA@3 must be above the baseline's on each (the issue's
-/// target, also what `corrflow eval-match` reports) and its correct matches more numerous.
+/// target, also what `corrflow eval-match` reports) and at least 0.6, and its correct matches more numerous.
 #[test]
 fn embedded_descriptor_beats_raw_patches_on_real_pairs() {
     use corrflow::io::homography::find_homography_pairs;
@@ -609,7 +609,7 @@ fn embedded_descriptor_beats_raw_patches_on_real_pairs() {
     let trained = Descriptor::pretrained(ctx).unwrap();
     let raw = RawPatchConfig::default();
     let cfg = DenseMatchConfig { max_side: Some(480), ..DenseMatchConfig::default() };
-    for name in ["boat", "adam"] {
+    for name in ["Boston", "adam"] {
         let pair = found.pairs.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("CMP pair {name} missing"));
         let a = image::open(&pair.image_a).unwrap().to_rgb8();
         let b = image::open(&pair.image_b).unwrap().to_rgb8();
@@ -626,5 +626,8 @@ fn embedded_descriptor_beats_raw_patches_on_real_pairs() {
         );
         assert!(t.mma(2) > r.mma(2), "{name}: trained MMA@3 {:.3} not above raw {:.3}", t.mma(2), r.mma(2));
         assert!(t.correct[2] > r.correct[2], "{name}: {} correct vs raw {}", t.correct[2], r.correct[2]);
+        // The shipped export measured 0.768 (Boston) and 0.935 (adam) here, raw 0.304 and 0.325: a floor well
+        // above the baseline catches a weaker model being embedded.
+        assert!(t.mma(2) >= 0.6, "{name}: trained MMA@3 {:.3} below 0.6", t.mma(2));
     }
 }
