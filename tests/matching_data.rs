@@ -878,3 +878,22 @@ fn degenerate_inputs_are_errors_not_panics() {
     scene.ids_b.pop();
     assert!(CorrespondencePair::from_scene(scene).is_err());
 }
+
+#[test]
+fn match_picture_draws_at_most_max_lines_and_marks_every_point() {
+    use corrflow::matching::draw::MAX_LINES;
+    let a = RgbImage::from_pixel(400, 400, Rgb([0, 0, 0]));
+    let b = RgbImage::from_pixel(400, 400, Rgb([0, 0, 0]));
+    // 400 horizontal matches, one per row, from (10, y) in A to (390, y) in B: every third gets a line.
+    let matches: Vec<Match> = (0..400).map(|y| m(10.0, y as f64, 390.0, y as f64)).collect();
+    let pic = draw_matches(&a, &b, &matches, None).unwrap();
+    let stride = 400usize.div_ceil(MAX_LINES);
+    assert_eq!(stride, 3);
+    let drawn = (0..400u32).filter(|&y| pic.get_pixel(400, y).0 != [0, 0, 0]).count();
+    // At the seam between the images (x = 400, far from every end mark) only the drawn lines show.
+    assert_eq!(drawn, 400usize.div_ceil(stride), "lines drawn at the seam");
+    for y in 0..400u32 {
+        assert_ne!(pic.get_pixel(10, y).0, [0, 0, 0], "point of match {y} in A not marked");
+        assert_ne!(pic.get_pixel(400 + 390, y).0, [0, 0, 0], "point of match {y} in B not marked");
+    }
+}

@@ -1,5 +1,7 @@
 //! A picture of matches a person can check: image A on the left, image B on the right (top-aligned, black
-//! where the shorter one ends), one straight line per match from its point in A to its point in B. With a
+//! where the shorter one ends), every match's two points marked, and a straight line from its point in A to
+//! its point in B for at most [`MAX_LINES`] of them, evenly spread over the list (a dense matcher's thousands
+//! of lines would cover the images; the CSV has them all). With a
 //! ground truth, correct matches (reprojection error within the threshold) are green, drawn over the red
 //! incorrect ones; without, lines cycle through a few distinct colours so neighbouring matches can be told
 //! apart.
@@ -18,6 +20,9 @@ use crate::{Error, Result};
 
 /// Largest picture drawn, pixels (as [`crate::data::synthetic::MAX_PIXELS`]): downscale larger inputs.
 pub const MAX_PICTURE_PIXELS: u64 = 1 << 26;
+
+/// Most lines drawn; beyond, every `ceil(n / MAX_LINES)`-th match gets one (all get their points marked).
+pub const MAX_LINES: usize = 150;
 
 /// Colour of a match within the ground-truth threshold.
 pub const CORRECT: [u8; 3] = [40, 220, 40];
@@ -59,6 +64,7 @@ pub fn draw_matches(
     if truth.is_some() {
         order.sort_by_key(|&i| correct(i));
     }
+    let stride = matches.len().div_ceil(MAX_LINES).max(1);
     for i in order {
         let m = &matches[i];
         let coords = [m.xa, m.ya, m.xb + offset, m.yb];
@@ -71,7 +77,19 @@ pub fn draw_matches(
             None => PALETTE[i % PALETTE.len()],
         };
         let round = |v: f64| v.round() as i64;
-        line(&mut canvas, (round(coords[0]), round(coords[1])), (round(coords[2]), round(coords[3])), colour, 1);
+        let (pa, pb) = ((round(coords[0]), round(coords[1])), (round(coords[2]), round(coords[3])));
+        if i % stride == 0 {
+            line(&mut canvas, pa, pb, colour, 1);
+        }
+        for (x, y) in [pa, pb] {
+            // A plus sign of radius 1 at each end.
+            for (dx, dy) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)] {
+                let (px, py) = (x + dx, y + dy);
+                if px >= 0 && py >= 0 && (px as u64) < width && (py as u64) < height {
+                    canvas.put_pixel(px as u32, py as u32, image::Rgb(colour));
+                }
+            }
+        }
     }
     Ok(canvas)
 }
