@@ -11,23 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{corrflow, tensors_equal, TempDir};
 use corrflow::Weights;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corrflow-train-desc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn corrflow(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_corrflow")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 /// A tiny, fast run: a narrow tower on 2 pairs of 32x32 with 8 points, 2 validation pairs; `loss` adds
 /// arguments and replaces those of these settings it names.
@@ -84,7 +69,7 @@ fn run(args: &[String]) -> (i32, String, String) {
 /// Every bad argument is refused before any work, with exit code 1, naming the flag.
 #[test]
 fn arguments_are_checked_before_any_work() {
-    let dir = tmp("ranges");
+    let dir = TempDir::new("ranges");
     let out = dir.join("r.safetensors");
     let o = out.to_string_lossy().to_string();
     let cases: [(&[&str], &str); 24] = [
@@ -123,19 +108,6 @@ fn arguments_are_checked_before_any_work() {
         assert!(t.elapsed() < Duration::from_secs(20), "{extra:?} was checked only after some work");
         assert!(!out.exists(), "{extra:?} wrote a checkpoint");
     }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tensors_equal(a: &Path, b: &Path) {
-    let (wa, wb) = (Weights::load(a).unwrap(), Weights::load(b).unwrap());
-    let names: Vec<&str> = wa.names().collect();
-    assert_eq!(names, wb.names().collect::<Vec<_>>(), "{} and {} hold different tensors", a.display(), b.display());
-    for n in names {
-        let shape = wa.shape(n).unwrap().to_vec();
-        let (x, y) = (wa.get(n, &shape).unwrap(), wb.get(n, &shape).unwrap());
-        let differ = x.iter().zip(y).filter(|(p, q)| p.to_bits() != q.to_bits()).count();
-        assert_eq!(differ, 0, "tensor `{n}`: {differ} of {} values differ", x.len());
-    }
 }
 
 /// The losses of a log, by step.
@@ -157,7 +129,7 @@ fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
     if common::gpu_with_subgroups().is_none() {
         return;
     }
-    let dir = tmp(name);
+    let dir = TempDir::new(name);
     let (whole, cut) = (dir.join("whole.safetensors"), dir.join("cut.safetensors"));
     let (code, stdout, err) = run(&tiny(&whole, steps, loss));
     assert_eq!(code, 0, "{stdout}\n{err}");
@@ -211,7 +183,6 @@ fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
     assert!(image::open(dir.join("whole.png")).unwrap().width() > 100);
     // The best weights describe (the loss's tensors left out).
     assert!(Weights::load(dir.join("whole.best.safetensors")).unwrap().metadata().contains_key("val_mma3"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -245,7 +216,7 @@ fn ensemble_and_network_descriptors_in_match_and_eval_match() {
     if common::gpu_with_subgroups().is_none() {
         return;
     }
-    let dir = tmp("ensemble");
+    let dir = TempDir::new("ensemble");
     let out = dir.join("e.safetensors");
     let mut args = tiny(&out, 4, &["--loss", "contrastive"]);
     args.extend(["--ensemble".into(), "2".into()]);
@@ -302,5 +273,4 @@ fn ensemble_and_network_descriptors_in_match_and_eval_match() {
     let (code, _, err) = corrflow(&["eval-match", &s(&pairs), "--weights", &s(&dir.join("none.safetensors"))]);
     assert_eq!(code, 1);
     assert!(err.contains("none.safetensors"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
