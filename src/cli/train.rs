@@ -6,7 +6,6 @@
 //! best weights by synthetic validation EPE), `run.csv` (the log) and `run.png` (the curves).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::Args;
 use corrflow::data::augment::AugmentConfig;
@@ -19,8 +18,8 @@ use corrflow::training::validate::Validator;
 use corrflow::training::{DataSource, Loader, TrainConfig, Trainer};
 use corrflow::{Error, FlowNet, Result};
 
-use super::progress::Progress;
-use super::{beside, check_int, check_range, cpu_seconds, parse_size};
+use super::progress::{Progress, RowClock};
+use super::{beside, check_int, check_range, parse_size};
 
 #[derive(Args)]
 #[command(allow_negative_numbers = true)]
@@ -298,34 +297,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // The log continues a resumed run's rows (rows past the checkpoint's step are dropped).
     let mut log = TrainLog::open(&csv_path, if args.resume { Some(trainer.steps()) } else { None })?;
     let mut best = log.best();
-    let (wall0, cpu0) = log.totals();
-    let start = Instant::now();
-    let cpu_start = cpu_seconds();
-    let first_step = trainer.steps();
-    let progress = Progress::new(args.steps, first_step);
-    let mut recent = Vec::new();
+    let mut clock = RowClock::new(trainer.steps(), log.totals());
+    let progress = Progress::new(args.steps, trainer.steps());
     let mut last_val: Option<f64> = None;
-    let mut last_row_time = Instant::now();
-    let mut last_row_step = first_step;
     while trainer.steps() < args.steps {
         let batch_data = loader.next_batch()?;
         let report = trainer.step(&ctx, &batch_data)?;
-        recent.push(report.loss);
+        clock.push(report.loss);
         let step = report.step;
         let last = step == args.steps;
         let validate = last || (args.validate_every > 0 && step % args.validate_every == 0);
         if step % args.log_every == 0 || validate {
-            let rate = (step - last_row_step) as f64 * batch as f64 / last_row_time.elapsed().as_secs_f64().max(1e-9);
-            last_row_step = step;
-            let loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
-            recent.clear();
+            let (loss, rate) = clock.row(step, batch);
             let val = if validate { Some(validator.run(&ctx, trainer.network())?) } else { None };
             // The next row's rate counts training only, not this validation.
-            last_row_time = Instant::now();
+            clock.restart();
+            let (wall_s, cpu_s) = clock.totals();
             let row = TrainRow {
                 step,
-                wall_s: wall0 + start.elapsed().as_secs_f64(),
-                cpu_s: cpu0 + cpu_seconds().zip(cpu_start).map_or(0.0, |(now, s)| now - s),
+                wall_s,
+                cpu_s,
                 lr: report.lr as f64,
                 loss: loss as f64,
                 samples_per_s: rate,
@@ -371,7 +362,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     say!(
         "done: step {} in {:.0} s; checkpoint {}, best {}, log {}, plot {}",
         trainer.steps(),
-        start.elapsed().as_secs_f64(),
+        clock.elapsed(),
         out.display(),
         best_path.display(),
         csv_path.display(),

@@ -18,7 +18,6 @@
 //! `--resume` continues exactly.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::Args;
 use corrflow::data::correspondence::SourceImages;
@@ -34,8 +33,8 @@ use corrflow::training::log::{TrainLog, TrainRow};
 use corrflow::training::{ModelTrainer, TrainConfig};
 use corrflow::{Context, Error, Result};
 
-use super::progress::Progress;
-use super::{beside, check_int, check_range, cpu_seconds, parse_size};
+use super::progress::{Progress, RowClock};
+use super::{beside, check_int, check_range, parse_size};
 
 #[derive(Args, Clone)]
 #[command(allow_negative_numbers = true)]
@@ -552,16 +551,12 @@ fn train_one(
 
     let mut log = TrainLog::open_with(&csv_path, if resume { Some(trainer.steps()) } else { None }, log_schema())?;
     let mut best = log.best();
-    let (wall0, cpu0) = log.totals();
-    let start = Instant::now();
-    let cpu_start = cpu_seconds();
+    let mut clock = RowClock::new(trainer.steps(), log.totals());
     let mut val_cpu = 0.0;
-    let train_cpu = |val_cpu: f64| budget_used + cpu_seconds().zip(cpu_start).map_or(0.0, |(n, s)| n - s) - val_cpu;
+    let train_cpu = |clock: &RowClock, val_cpu: f64| budget_used + clock.cpu() - val_cpu;
     let first_step = trainer.steps();
     let progress = Progress::new(args.steps, first_step);
-    let mut recent = Vec::new();
     let mut last_val = String::new();
-    let (mut last_row_time, mut last_row_step) = (Instant::now(), first_step);
     let mut phase_text = String::new();
     loop {
         let mut batch = batches.next_batch()?;
@@ -570,7 +565,7 @@ fn train_one(
             let dividing = matches!(d.phase(step), Phase::Divide { .. });
             if dividing
                 && args.cpu_budget > 0.0
-                && train_cpu(val_cpu) >= (1.0 - d.config.conquer_share) * args.cpu_budget
+                && train_cpu(&clock, val_cpu) >= (1.0 - d.config.conquer_share) * args.cpu_budget
             {
                 d.conquer_at(step);
             }
@@ -597,28 +592,28 @@ fn train_one(
             };
         }
         let report = trainer.step(ctx, &batch)?;
-        recent.push(report.loss);
+        clock.push(report.loss);
         let step = report.step;
-        let out_of_budget = args.cpu_budget > 0.0 && train_cpu(val_cpu) >= args.cpu_budget;
+        let out_of_budget = args.cpu_budget > 0.0 && train_cpu(&clock, val_cpu) >= args.cpu_budget;
         let last = step >= args.steps || out_of_budget;
         let validate = last || (args.validate_every > 0 && step % args.validate_every == 0);
         if step % args.log_every == 0 || validate {
-            let rate = (step - last_row_step) as f64 * pairs as f64 / last_row_time.elapsed().as_secs_f64().max(1e-9);
-            (last_row_time, last_row_step) = (Instant::now(), step);
-            let mean_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
-            recent.clear();
+            let (mean_loss, rate) = clock.row(step, pairs);
             let val = if validate && !validator.is_empty() {
-                let c = cpu_seconds();
+                let c = clock.cpu();
                 let v = validator.run(ctx, trainer.network().descriptor())?;
-                val_cpu += cpu_seconds().zip(c).map_or(0.0, |(n, s)| n - s);
+                val_cpu += clock.cpu() - c;
                 Some(v)
             } else {
                 None
             };
+            // The next row's rate counts training only, not this validation.
+            clock.restart();
+            let (wall_s, cpu_s) = clock.totals();
             let row = TrainRow {
                 step,
-                wall_s: wall0 + start.elapsed().as_secs_f64(),
-                cpu_s: cpu0 + cpu_seconds().zip(cpu_start).map_or(0.0, |(n, s)| n - s),
+                wall_s,
+                cpu_s,
                 lr: report.lr as f64,
                 loss: mean_loss as f64,
                 samples_per_s: rate,
@@ -633,7 +628,7 @@ fn train_one(
                     "step {step:>7}  loss {mean_loss:>8.4}  lr {:.2e}  {rate:.2} pairs/s (generator {:.1}/s)  training CPU {:.0} s{phase_text}",
                     report.lr,
                     batches.generator_samples_per_s(),
-                    train_cpu(val_cpu)
+                    train_cpu(&clock, val_cpu)
                 ));
             }
             if let Some(v) = val {
@@ -651,7 +646,7 @@ fn train_one(
                     trainer.set_metadata("val_recall1", format!("{:.4}", v.recall1));
                     trainer.set_metadata("val_recall4", format!("{:.4}", v.recall4));
                     trainer.set_metadata("val_mma3", format!("{:.4}", v.mma3));
-                    trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(val_cpu)));
+                    trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(&clock, val_cpu)));
                     record_divider(&mut trainer, divider.as_ref());
                     trainer.save_weights(ctx, &best_path)?;
                     progress.note(format!("best so far: {} (step {step})", best_path.display()));
@@ -660,7 +655,7 @@ fn train_one(
             }
         }
         if step % args.checkpoint_every == 0 || last {
-            trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(val_cpu)));
+            trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(&clock, val_cpu)));
             record_divider(&mut trainer, divider.as_ref());
             trainer.save_checkpoint(ctx, out)?;
             progress.log(format_args!("checkpoint: {} (step {step})", out.display()));
@@ -673,8 +668,8 @@ fn train_one(
     say!(
         "done: step {} in {:.0} s ({:.0} training CPU seconds); checkpoint {}, best {}, log {}, plot {}",
         trainer.steps(),
-        start.elapsed().as_secs_f64(),
-        train_cpu(val_cpu),
+        clock.elapsed(),
+        train_cpu(&clock, val_cpu),
         out.display(),
         best_path.display(),
         csv_path.display(),
