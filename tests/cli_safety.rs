@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{corrflow, TempDir};
+use common::{corrflow, entries, TempDir};
 use corrflow::models::flownet::{Arch, Variant};
 
 /// Two 64x64 frames, tiny FlowNetS weights and a matching ground truth in `dir`.
@@ -32,13 +32,6 @@ fn assert_refused_before_work(what: &str, code: i32, stdout: &str, stderr: &str,
     assert!(!stdout.contains("adapter:"), "{what}: the GPU was started before the error:\n{stdout}");
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
-
 /// Case 3 and 4: an output that is an input, two outputs on one file, a ground truth of the wrong size or a
 /// corrupt one, a missing output folder: each refused before any GPU work, naming the user's paths, with the
 /// folder exactly as it was.
@@ -50,7 +43,7 @@ fn bad_arguments_are_refused_before_any_work_and_nothing_is_touched() {
     let flo = dir.join("f.flo").to_string_lossy().to_string();
     let png = dir.join("f.png").to_string_lossy().to_string();
     std::fs::write(&flo, b"previous flow").unwrap();
-    let files = listing(&dir);
+    let files = entries(&dir);
     let base = |extra: &[&str]| -> Vec<String> {
         ["flow", a.as_str(), b.as_str(), "--weights", w.as_str()].iter().chain(extra).map(|s| s.to_string()).collect()
     };
@@ -90,7 +83,7 @@ fn bad_arguments_are_refused_before_any_work_and_nothing_is_touched() {
     assert_refused_before_work("--weights /dev/zero", c, &o, &e, "/dev/zero");
     assert_eq!(std::fs::read(&a).unwrap(), before_a, "an input changed");
     assert_eq!(std::fs::read(&flo).unwrap(), b"previous flow", "an existing output was replaced by a refused run");
-    let mut now = listing(&dir);
+    let mut now = entries(&dir);
     now.retain(|n| n != "small.flo" && n != "bad.flo");
     assert_eq!(now, files, "a refused run left files behind");
 }

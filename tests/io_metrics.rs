@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{entries, TempDir};
+
 use corrflow::io::{decode_flo, decode_kitti_flow, encode_flo, encode_kitti_flow, write_atomic};
 use corrflow::io::{read_flo, read_kitti_flow, write_flo, write_kitti_flow};
 use corrflow::metrics::{angular_error, epe, evaluate, fl_all};
@@ -35,23 +37,6 @@ fn random_flow(width: usize, height: usize, range: f32, seed: u64) -> Flow {
     let mut rng = Rng(seed);
     let data = (0..2 * width * height).map(|_| rng.uniform(-range, range)).collect();
     Flow::from_interleaved(width, height, data).expect("length is 2*w*h by construction")
-}
-
-/// A fresh, empty directory under cargo's per-target scratch folder.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("io_metrics-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-fn dir_entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read scratch dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Asserts `result` failed and its message contains every word of `needles` (case-insensitive).
@@ -128,7 +113,7 @@ fn unknown_values_are_invalid() {
 
 #[test]
 fn flo_round_trip_odd_sizes() {
-    let dir = scratch_dir("flo-round-trip");
+    let dir = TempDir::new("flo-round-trip");
     for (i, &(w, h)) in [(7usize, 5usize), (1, 1), (13, 1), (1, 9)].iter().enumerate() {
         let mut flow = random_flow(w, h, 300.0, 0x9E37_79B9 + i as u64);
         flow.data[0] = 1e10; // an unknown value survives bit for bit
@@ -140,7 +125,6 @@ fn flo_round_trip_odd_sizes() {
         assert_eq!(bits(&back), bits(&flow), "{w}x{h} flow changed in a round trip");
         assert!(flow.data.iter().any(|&v| v < 0.0), "test data must include negatives");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -206,35 +190,33 @@ fn flo_missing_file_names_path() {
 
 #[test]
 fn atomic_write_leaves_no_temp_file() {
-    let dir = scratch_dir("atomic");
+    let dir = TempDir::new("atomic");
     let path = dir.join("out.flo");
     write_flo(&path, &random_flow(4, 3, 5.0, 2)).unwrap();
     let second = random_flow(4, 3, 5.0, 3);
     write_flo(&path, &second).unwrap(); // overwrite
     assert_eq!(read_flo(&path).unwrap(), second);
-    assert_eq!(dir_entries(&dir), vec!["out.flo".to_string()]);
+    assert_eq!(entries(&dir), vec!["out.flo".to_string()]);
 
     // Renaming over a non-empty directory fails: the error must name the path and the temp must be gone.
     let blocker = dir.join("blocked.flo");
     std::fs::create_dir(&blocker).unwrap();
     std::fs::write(blocker.join("keep"), b"x").unwrap();
     assert_err_mentions(write_atomic(&blocker, b"data"), &["blocked.flo"]);
-    assert_eq!(dir_entries(&dir), vec!["blocked.flo".to_string(), "out.flo".to_string()]);
+    assert_eq!(entries(&dir), vec!["blocked.flo".to_string(), "out.flo".to_string()]);
 
     // A destination in a missing directory fails cleanly too.
     assert!(write_atomic(&dir.join("no/such/dir.flo"), b"data").is_err());
-    assert_eq!(dir_entries(&dir).len(), 2);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(entries(&dir).len(), 2);
 }
 
 #[test]
 fn write_flo_rejects_inconsistent_flow() {
-    let dir = scratch_dir("inconsistent");
+    let dir = TempDir::new("inconsistent");
     let bad = Flow { width: 3, height: 3, data: vec![0.0; 5] };
     assert!(matches!(write_flo(dir.join("bad.flo"), &bad), Err(Error::Mismatch { .. })));
     assert_err_mentions(write_flo(dir.join("empty.flo"), &Flow::zeros(0, 4)), &["0x4"]);
-    assert!(dir_entries(&dir).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(entries(&dir).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -245,10 +227,10 @@ fn kitti_round_trip_with_mask() {
     let (w, h) = (9, 6);
     let flow = random_flow(w, h, 200.0, 42);
     let mask: Vec<bool> = (0..w * h).map(|i| i % 3 != 1).collect();
-    let dir = scratch_dir("kitti");
+    let dir = TempDir::new("kitti");
     let path = dir.join("flow.png");
     write_kitti_flow(&path, &flow, Some(&mask)).unwrap();
-    assert_eq!(dir_entries(&dir), vec!["flow.png".to_string()]);
+    assert_eq!(entries(&dir), vec!["flow.png".to_string()]);
     let (back, valid) = read_kitti_flow(&path).unwrap();
     assert_eq!((back.width, back.height), (w, h));
     assert_eq!(valid, mask);
@@ -262,7 +244,6 @@ fn kitti_round_trip_with_mask() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -411,16 +392,15 @@ fn legend_is_centred_white_and_red_to_the_right() {
 
 #[test]
 fn flow_png_written_atomically() {
-    let dir = scratch_dir("viz");
+    let dir = TempDir::new("viz");
     let path = dir.join("flow_vis.png");
     let flow = random_flow(11, 7, 8.0, 5);
     write_flow_png(&path, &flow, None).unwrap();
-    assert_eq!(dir_entries(&dir), vec!["flow_vis.png".to_string()]);
+    assert_eq!(entries(&dir), vec!["flow_vis.png".to_string()]);
     let back = image::open(&path).unwrap().into_rgb8();
     assert_eq!(back, flow_to_rgb(&flow, None));
     // The in-memory encoding (for OutputSet::write) is the same file.
     assert_eq!(std::fs::read(&path).unwrap(), encode_flow_png(&flow, None, &path).unwrap());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -538,10 +518,10 @@ fn display_formats_metrics() {
 #[test]
 fn readers_refuse_devices_fifos_and_directories() {
     use corrflow::models::{load_frame, Weights};
-    let dir = scratch_dir("read-kinds");
+    let dir = TempDir::new("read-kinds");
     let fifo = dir.join("pipe");
     let have_fifo = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
-    let mut cases: Vec<(PathBuf, &str)> = vec![(dir.clone(), "a directory")];
+    let mut cases: Vec<(PathBuf, &str)> = vec![(dir.to_path_buf(), "a directory")];
     if Path::new("/dev/zero").exists() {
         cases.push((PathBuf::from("/dev/zero"), "character device"));
     } else {
@@ -560,18 +540,16 @@ fn readers_refuse_devices_fifos_and_directories() {
         assert_err_mentions(load_frame(path), &[&name, kind]);
         assert_err_mentions(Weights::load(path), &[&name, kind]);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn read_limited_enforces_its_limit() {
-    let dir = scratch_dir("read-limit");
+    let dir = TempDir::new("read-limit");
     let path = dir.join("ten.bin");
     std::fs::write(&path, [7u8; 10]).unwrap();
     assert_eq!(corrflow::io::read_limited(&path, 10).unwrap(), vec![7u8; 10]);
     assert_err_mentions(corrflow::io::read_limited(&path, 9), &["ten.bin", "10 bytes", "9 bytes"]);
     assert_eq!(corrflow::io::check_input(&path, 100).unwrap(), 10);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// CRC-32 as PNG uses it (reflected polynomial 0xEDB88320), to forge consistent PNG headers.
@@ -624,7 +602,7 @@ fn image_headers_cannot_demand_huge_allocations() {
 fn frames_decode_from_memory_like_from_disk() {
     use corrflow::io::decode_frame;
     use corrflow::models::load_frame;
-    let dir = scratch_dir("frames");
+    let dir = TempDir::new("frames");
     let picture = image::RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 50, 9]));
     for format in [image::ImageFormat::Png, image::ImageFormat::Pnm, image::ImageFormat::Bmp] {
         let mut bytes = std::io::Cursor::new(Vec::new());
@@ -635,7 +613,6 @@ fn frames_decode_from_memory_like_from_disk() {
         assert_eq!(decode_frame(&bytes, &path).unwrap().to_rgb8(), picture, "{format:?} from memory");
         assert_eq!(load_frame(&path).unwrap().to_rgb8(), picture, "{format:?} from disk");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -676,7 +653,7 @@ fn weights_read_f16_and_bf16_exactly() {
 fn weights_save_as_f16_and_bf16_round_trip() {
     use corrflow::io::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
     use corrflow::models::{StoreAs, Weights};
-    let dir = scratch_dir("weights-half");
+    let dir = TempDir::new("weights-half");
     let values: Vec<f32> = vec![1.0, -0.1, 12.345, 1e-3, 65504.0, -65519.0, 2f32.powi(-24), 0.0];
     let weights = Weights::from_tensors(
         "w",
@@ -711,8 +688,7 @@ fn weights_save_as_f16_and_bf16_round_trip() {
     assert!(big.to_bytes_as(StoreAs::BF16).is_ok());
     let huge = Weights::from_tensors("h", [("x".to_string(), vec![1], vec![f32::MAX])]);
     assert_err_mentions(huge.to_bytes_as(StoreAs::BF16), &["`x`", "bf16"]);
-    assert_eq!(dir_entries(&dir), ["BF16.safetensors", "F16.safetensors"]);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(entries(&dir), ["BF16.safetensors", "F16.safetensors"]);
 }
 
 #[test]

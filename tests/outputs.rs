@@ -4,29 +4,14 @@
 //! file survives a failure. Meant to pass as root too, where permission bits stop nothing: `/dev/full` and
 //! `/dev/null` must still be refused, not replaced by regular files.
 
+mod common;
+
+use common::{entries, TempDir};
 use corrflow::io::{check_distinct, check_output, write_atomic, write_flo, OutputSet};
 use corrflow::{Error, Flow};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// A fresh, empty directory under cargo's per-target scratch folder.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("outputs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
-/// The directory's entries, sorted: after any failure it must hold exactly what it held before.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read scratch dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Asserts `result` is an [`Error::Output`] whose message contains every needle and no temporary name.
 fn assert_output_error<T: std::fmt::Debug>(result: corrflow::Result<T>, needles: &[&str]) -> String {
@@ -42,7 +27,7 @@ fn assert_output_error<T: std::fmt::Debug>(result: corrflow::Result<T>, needles:
 
 #[test]
 fn symlink_target_is_replaced_and_link_kept() {
-    let dir = scratch_dir("symlink");
+    let dir = TempDir::new("symlink");
     let target = dir.join("real.bin");
     std::fs::write(&target, b"old").unwrap();
     let link = dir.join("link.bin");
@@ -79,12 +64,11 @@ fn symlink_target_is_replaced_and_link_kept() {
     std::os::unix::fs::symlink("loop_a", dir.join("loop_b")).unwrap();
     assert_output_error(write_atomic(&dir.join("loop_a"), b"x"), &["loop_a", "symbolic links"]);
     assert_eq!(entries(&dir), ["created.bin", "dangling.bin", "link.bin", "link2.flo", "loop_a", "loop_b", "real.bin"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn fifo_is_refused_and_left_alone() {
-    let dir = scratch_dir("fifo");
+    let dir = TempDir::new("fifo");
     let fifo = dir.join("pipe.flo");
     match Command::new("mkfifo").arg(&fifo).status() {
         Ok(status) if status.success() => {}
@@ -102,7 +86,6 @@ fn fifo_is_refused_and_left_alone() {
     assert_output_error(write_atomic(&link, b"data"), &["to_pipe.flo", "FIFO", "symbolic link"]);
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced");
     assert_eq!(entries(&dir), ["pipe.flo", "to_pipe.flo"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -127,7 +110,7 @@ fn device_nodes_are_refused_even_as_root() {
 
 #[test]
 fn directory_is_refused() {
-    let dir = scratch_dir("directory");
+    let dir = TempDir::new("directory");
     let sub = dir.join("out.flo");
     std::fs::create_dir(&sub).unwrap();
     assert_output_error(write_atomic(&sub, b"data"), &["out.flo", "a directory"]);
@@ -138,12 +121,11 @@ fn directory_is_refused() {
     assert!(sub.is_dir());
     assert_eq!(entries(&dir), ["out.flo"]);
     assert!(entries(&sub).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn missing_or_non_directory_parent_is_named() {
-    let dir = scratch_dir("parent");
+    let dir = TempDir::new("parent");
     let missing = dir.join("no/such/flow.flo");
     let message = assert_output_error(write_atomic(&missing, b"data"), &["flow.flo", "does not exist"]);
     let parent = dir.join("no/such");
@@ -155,7 +137,6 @@ fn missing_or_non_directory_parent_is_named() {
     std::fs::write(dir.join("file.bin"), b"x").unwrap();
     assert_output_error(write_atomic(&dir.join("file.bin/out.flo"), b"data"), &["out.flo", "not a directory"]);
     assert_eq!(entries(&dir), ["file.bin"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -172,7 +153,7 @@ fn unwritable_directory_is_found_before_the_work() {
 
 #[test]
 fn check_output_leaves_nothing_behind() {
-    let dir = scratch_dir("probe");
+    let dir = TempDir::new("probe");
     let fresh = check_output(dir.join("new.flo")).unwrap();
     assert!(!fresh.exists);
     assert_eq!(fresh.target, std::fs::canonicalize(&dir).unwrap().join("new.flo"));
@@ -180,24 +161,22 @@ fn check_output_leaves_nothing_behind() {
     assert!(check_output(dir.join("old.flo")).unwrap().exists);
     assert_eq!(std::fs::read(dir.join("old.flo")).unwrap(), b"keep");
     assert_eq!(entries(&dir), ["old.flo"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn replacement_keeps_permissions() {
-    let dir = scratch_dir("permissions");
+    let dir = TempDir::new("permissions");
     let path = dir.join("private.safetensors");
     std::fs::write(&path, b"old").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     write_atomic(&path, b"new").unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read(&path).unwrap(), b"new");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn output_equal_to_an_input_is_refused() {
-    let dir = scratch_dir("same");
+    let dir = TempDir::new("same");
     let input = dir.join("a.png");
     std::fs::write(&input, b"frame").unwrap();
     std::fs::create_dir(dir.join("sub")).unwrap();
@@ -239,12 +218,11 @@ fn output_equal_to_an_input_is_refused() {
     OutputSet::check(&[&input], &[&flow, &dir.join("out.flo")]).unwrap();
     assert_eq!(std::fs::read(&input).unwrap(), b"frame");
     assert_eq!(entries(&dir), ["a.png", "hard.png", "link.png", "sub"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn output_set_writes_all_or_touches_nothing() {
-    let dir = scratch_dir("set");
+    let dir = TempDir::new("set");
     let first = dir.join("flow.flo");
     std::fs::write(&first, b"old flow").unwrap();
     std::fs::create_dir(dir.join("vis")).unwrap();
@@ -281,5 +259,4 @@ fn output_set_writes_all_or_touches_nothing() {
     assert_eq!(entries(&dir), ["flow.flo", "vis"]);
     assert_eq!(entries(&dir.join("vis")), ["flow.png"]);
     assert!(entries(&second).is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }

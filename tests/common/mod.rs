@@ -159,6 +159,17 @@ impl Drop for TempDir {
     }
 }
 
+/// The names in `dir`, sorted: after a refused or failed write a folder must hold exactly what it held before.
+pub fn entries(dir: &std::path::Path) -> Vec<String> {
+    let read = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+    let mut names: Vec<String> = read
+        .map(|e| e.unwrap_or_else(|e| panic!("cannot read an entry of {}: {e}", dir.display())))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs the `corrflow` binary of this build: (exit code, -1 when killed by a signal; stdout; stderr).
 pub fn corrflow(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_corrflow"))
