@@ -691,6 +691,63 @@ fn weights_save_as_f16_and_bf16_round_trip() {
     assert_eq!(entries(&dir), ["BF16.safetensors", "F16.safetensors"]);
 }
 
+/// The average of checkpoints is the tensor-by-tensor mean (here of values whose mean is exact in f32), its
+/// metadata the first's with `averaged_steps`, the largest `step` and no inherited validation figure; sets
+/// that differ in a name or a shape are refused naming the tensor and both sources.
+#[test]
+fn weights_average_is_the_mean_and_refuses_different_sets() {
+    use corrflow::models::Weights;
+    let set = |name: &str, step: u64, w: [f32; 4], b: f32| {
+        Weights::from_tensors(
+            name,
+            [("conv.weight".to_string(), vec![2, 2], w.to_vec()), ("conv.bias".to_string(), vec![1], vec![b])],
+        )
+        .with_metadata("step", step)
+        .with_metadata("width", "0.25")
+        .with_metadata("val_synthetic_epe", "4.5")
+    };
+    let sets = [
+        set("a", 1000, [1.0, 2.0, -3.0, 0.5], 0.25),
+        set("b", 3000, [3.0, 2.0, 3.0, 0.5], -0.25),
+        set("c", 2000, [2.0, 5.0, 0.0, -1.0], 3.0),
+    ];
+    let mean = Weights::average(&sets).unwrap();
+    assert_eq!(mean.get("conv.weight", &[2, 2]).unwrap(), &[2.0, 3.0, 0.0, 0.0]);
+    assert_eq!(mean.get("conv.bias", &[1]).unwrap(), &[1.0]);
+    let meta = mean.metadata();
+    assert_eq!(meta.get("averaged_steps").map(String::as_str), Some("1000,3000,2000"));
+    assert_eq!(meta.get("step").map(String::as_str), Some("3000"));
+    assert_eq!(meta.get("width").map(String::as_str), Some("0.25"));
+    assert!(!meta.contains_key("val_synthetic_epe"), "{meta:?}");
+    // One set averages to itself.
+    let one = Weights::average(&sets[..1]).unwrap();
+    assert_eq!(one.get("conv.weight", &[2, 2]).unwrap(), sets[0].get("conv.weight", &[2, 2]).unwrap());
+
+    let missing = Weights::from_tensors("d", [("conv.weight".to_string(), vec![2, 2], vec![0.0; 4])]);
+    assert_err_mentions(
+        Weights::average(&[sets[0].clone(), missing]),
+        &["weights d", "with a", "no tensor `conv.bias`"],
+    );
+    let extra = Weights::from_tensors(
+        "e",
+        [
+            ("conv.weight".to_string(), vec![2, 2], vec![0.0; 4]),
+            ("conv.bias".to_string(), vec![1], vec![0.0]),
+            ("fc.weight".to_string(), vec![1], vec![0.0]),
+        ],
+    );
+    assert_err_mentions(Weights::average(&[sets[0].clone(), extra]), &["weights e", "`fc.weight`"]);
+    let reshaped = Weights::from_tensors(
+        "f",
+        [("conv.weight".to_string(), vec![4], vec![0.0; 4]), ("conv.bias".to_string(), vec![1], vec![0.0])],
+    );
+    assert_err_mentions(
+        Weights::average(&[sets[0].clone(), reshaped]),
+        &["weights f", "`conv.weight`", "[4]", "[2, 2]"],
+    );
+    assert!(Weights::average(&[]).is_err());
+}
+
 #[test]
 fn weights_header_length_is_checked_first() {
     use corrflow::models::Weights;

@@ -163,3 +163,53 @@ fn killed_run_resumes_bit_exactly_and_checkpoints_are_protected() {
     assert_eq!(code, 0);
     assert!(stdout.contains("already at step 12"), "{stdout}");
 }
+
+/// `--keep-every N` keeps the weights of every N-th step beside the checkpoint, and `corrflow export` of
+/// several of them writes their tensor-by-tensor mean (what `Weights::average` computes), refusing to
+/// write over one of its sources.
+#[test]
+fn snapshots_are_kept_and_export_averages_them() {
+    if common::gpu_with_subgroups().is_none() {
+        return;
+    }
+    let dir = TempDir::new("snapshots");
+    let out = dir.join("run.safetensors");
+    let mut args = tiny(&out, 6);
+    args.extend(["--keep-every".to_string(), "2".to_string()]);
+    let (code, stdout, err) = run(&args);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let snaps: Vec<PathBuf> = [2, 4, 6].iter().map(|s| dir.join(format!("run.step-{s}.safetensors"))).collect();
+    for (s, path) in [2, 4, 6].iter().zip(&snaps) {
+        let w = Weights::load(path).unwrap_or_else(|e| panic!("snapshot {}: {e}\n{stdout}", path.display()));
+        assert_eq!(w.metadata().get("step"), Some(&s.to_string()));
+    }
+    tensors_equal(&snaps[2], &out);
+    assert!(!dir.join("run.step-3.safetensors").exists() && !dir.join("run.step-1.safetensors").exists());
+
+    let avg = dir.join("avg.safetensors");
+    let paths: Vec<&str> = snaps.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut export = vec!["export"];
+    export.extend(&paths);
+    export.extend(["--out", avg.to_str().unwrap(), "--f32"]);
+    let (code, stdout, err) = corrflow(&export);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(stdout.contains("averaging 3 checkpoints (steps 2,4,6)"), "{stdout}");
+    let expected = Weights::average(&snaps.iter().map(|p| Weights::load(p).unwrap()).collect::<Vec<_>>()).unwrap();
+    let expected_path = dir.join("expected.safetensors");
+    expected.save(&expected_path).unwrap();
+    tensors_equal(&expected_path, &avg);
+    // The mean differs from every snapshot (the weights moved between them).
+    let got = Weights::load(&avg).unwrap();
+    let name = got.names().next().unwrap().to_string();
+    let shape = got.shape(&name).unwrap().to_vec();
+    for p in &snaps {
+        assert_ne!(Weights::load(p).unwrap().get(&name, &shape).unwrap(), got.get(&name, &shape).unwrap());
+    }
+
+    // An output that is one of the sources is refused before anything is read or written.
+    let before = std::fs::read(&snaps[0]).unwrap();
+    let (code, _, err) = corrflow(&["export", paths[0], paths[1], "--out", paths[0], "--f32"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(paths[0]), "{err}");
+    assert_eq!(std::fs::read(&snaps[0]).unwrap(), before);
+}

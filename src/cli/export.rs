@@ -1,5 +1,6 @@
-//! `corrflow export SRC --out DST`: a trained checkpoint as a model file to ship, with f16 storage by default,
-//! checked, else nothing is written:
+//! `corrflow export SRC... --out DST`: a trained checkpoint (or the average of several checkpoints of one run,
+//! stochastic weight averaging) as a model file to ship, with f16 storage by default, checked, else nothing
+//! is written:
 //! - FlowNet: the f16 model's flow must stay within `--tolerance` px (mean) of the f32 weights' on the
 //!   evaluation pairs;
 //! - a descriptor (`corrflow train-desc`; the loss's tensors, ProxyNCA's proxies, are left out): no f16
@@ -22,8 +23,10 @@ use corrflow::{Error, FlowNet, Result};
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// The checkpoint to export (safetensors, f32).
-    src: PathBuf,
+    /// The checkpoint to export (safetensors, f32); several checkpoints of one run are averaged tensor by
+    /// tensor (stochastic weight averaging: usually better than any one of them late in a run).
+    #[arg(required = true, num_args = 1..)]
+    src: Vec<PathBuf>,
     /// Where to write the model.
     #[arg(long)]
     out: PathBuf,
@@ -42,12 +45,12 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> Result<()> {
     super::check_range("export", "--tolerance", args.tolerance, 0.0, 100.0, true)?;
-    let weights = Weights::load(&args.src)?;
+    corrflow::io::check_distinct(&args.src, &[&args.out])?;
+    let weights = load_sources(&args.src)?;
     if weights.contains("head.weight") || DescriptorEnsemble::is_ensemble(&weights) {
         return export_descriptor(&args, &weights);
     }
     let arch = corrflow::models::Arch::infer(&weights)?;
-    corrflow::io::check_distinct(&[&args.src], &[&args.out])?;
     corrflow::io::check_output(&args.out)?;
     let store = if args.f32 { StoreAs::F32 } else { StoreAs::F16 };
     let bytes = weights.to_bytes_as(store)?;
@@ -110,11 +113,25 @@ pub fn run(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The one checkpoint, or the average of several (each read and checked against the first).
+fn load_sources(paths: &[PathBuf]) -> Result<Weights> {
+    let sets = paths.iter().map(Weights::load).collect::<Result<Vec<_>>>()?;
+    if sets.len() == 1 {
+        return Ok(sets.into_iter().next().unwrap_or_default());
+    }
+    let mean = Weights::average(&sets)?;
+    say!(
+        "averaging {} checkpoints (steps {})",
+        sets.len(),
+        mean.metadata().get("averaged_steps").map_or("?", |s| s.as_str())
+    );
+    Ok(mean)
+}
+
 /// The descriptor's export (see the module documentation).
 fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
     let ensemble = DescriptorEnsemble::is_ensemble(weights);
     let weights = if ensemble { weights.clone() } else { strip_loss(weights) };
-    corrflow::io::check_distinct(&[&args.src], &[&args.out])?;
     corrflow::io::check_output(&args.out)?;
     let store = if args.f32 { StoreAs::F32 } else { StoreAs::F16 };
     let bytes = weights.to_bytes_as(store)?;

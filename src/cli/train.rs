@@ -3,7 +3,8 @@
 //! weight decay, warm-up and step decay, atomic checkpoints, and an exact `--resume`.
 //!
 //! Files beside `--out run.safetensors`: `run.safetensors.adam` (Adam's state), `run.best.safetensors` (the
-//! best weights by synthetic validation EPE), `run.csv` (the log) and `run.png` (the curves).
+//! best weights by synthetic validation EPE), `run.csv` (the log), `run.png` (the curves) and, with
+//! `--keep-every N`, `run.step-N.safetensors` snapshots.
 
 use std::path::{Path, PathBuf};
 
@@ -81,6 +82,10 @@ pub struct TrainArgs {
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 200)]
     checkpoint_every: u64,
+    /// Keep the weights at every multiple of N steps as `run.step-N.safetensors` beside the checkpoint (0:
+    /// none), e.g. to average the last few with `corrflow export`.
+    #[arg(long, default_value_t = 0)]
+    keep_every: u64,
     /// Steps between validations (0: only at the end).
     #[arg(long, default_value_t = 500)]
     validate_every: u64,
@@ -352,6 +357,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 }
                 log.plot(&plot_path)?;
             }
+        }
+        if args.keep_every > 0 && step % args.keep_every == 0 {
+            let snapshot = beside(&out, &format!(".step-{step}.safetensors"));
+            trainer.save_weights(&ctx, &snapshot)?;
+            progress.log(format_args!("snapshot: {}", snapshot.display()));
         }
         if step % args.checkpoint_every == 0 || last {
             trainer.save_checkpoint(&ctx, &out)?;

@@ -6,7 +6,7 @@
 //! (Recall@1, Recall@4 of patch retrieval, MMA@3 of the matcher), which choose the best checkpoint.
 //!
 //! Files beside `--out run.safetensors`: `run.safetensors.adam`, `run.best.safetensors` (best MMA@3 on the
-//! held-out pairs), `run.csv`, `run.png`. With `--ensemble N`: N members `run.m0.safetensors` ...
+//! held-out pairs), `run.csv`, `run.png` (and `run.step-N.safetensors` snapshots with `--keep-every N`). With `--ensemble N`: N members `run.m0.safetensors` ...
 //! (each with its own files, seeds `--seed`, `--seed + 1`, ...) and `run.ensemble.safetensors`, the members'
 //! best weights in one file (their descriptors concatenated and re-normalised).
 //!
@@ -114,6 +114,10 @@ pub struct TrainDescArgs {
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     checkpoint_every: u64,
+    /// Keep the weights at every multiple of N steps as `run.step-N.safetensors` beside the checkpoint (0:
+    /// none), e.g. to average the last few with `corrflow export`.
+    #[arg(long, default_value_t = 0)]
+    keep_every: u64,
     /// Steps between validations (0: only at the end).
     #[arg(long, default_value_t = 250)]
     validate_every: u64,
@@ -653,6 +657,12 @@ fn train_one(
                 }
                 log.plot(&plot_path)?;
             }
+        }
+        if args.keep_every > 0 && step % args.keep_every == 0 {
+            let snapshot = beside(out, &format!(".step-{step}.safetensors"));
+            record_divider(&mut trainer, divider.as_ref());
+            trainer.save_weights(ctx, &snapshot)?;
+            progress.log(format_args!("snapshot: {}", snapshot.display()));
         }
         if step % args.checkpoint_every == 0 || last {
             trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(&clock, val_cpu)));

@@ -209,6 +209,56 @@ impl Weights {
         safetensors::serialize(views, Some(meta)).map_err(|e| err(e.to_string()))
     }
 
+    /// The tensor-by-tensor mean of `sets` (accumulated in f64), for averaging checkpoints of one run
+    /// (stochastic weight averaging, Izmailov et al. 2018): every set must hold the same tensor names with
+    /// the same shapes, else the error names the first difference and both files. The metadata is the first
+    /// set's, with `averaged_steps` listing each set's `step` entry (`?` where one has none), `step` the largest
+    /// of them (removed when one is missing) and no `val_synthetic_epe` (measured on one input, not the mean).
+    pub fn average(sets: &[Weights]) -> Result<Weights> {
+        let Some(first) = sets.first() else {
+            return Err(Error::InvalidParam { op: "average", message: "no weights to average".into() });
+        };
+        let differ = |other: &Weights, message: String| Error::Weights {
+            path: other.source.clone(),
+            message: format!("cannot be averaged with {}: {message}", first.source),
+        };
+        for other in &sets[1..] {
+            for (name, (shape, _)) in &first.tensors {
+                match other.tensors.get(name) {
+                    None => return Err(differ(other, format!("it has no tensor `{name}`"))),
+                    Some((s, _)) if s != shape => {
+                        return Err(differ(other, format!("tensor `{name}` has shape {s:?} there, {shape:?} here")))
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(extra) = other.tensors.keys().find(|n| !first.tensors.contains_key(*n)) {
+                return Err(differ(other, format!("it has a tensor `{extra}` the first file lacks")));
+            }
+        }
+        let scale = 1.0 / sets.len() as f64;
+        let mut tensors = BTreeMap::new();
+        for (name, (shape, values)) in &first.tensors {
+            let mut sum: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            for other in &sets[1..] {
+                for (s, &v) in sum.iter_mut().zip(&other.tensors[name].1) {
+                    *s += v as f64;
+                }
+            }
+            tensors.insert(name.clone(), (shape.clone(), sum.into_iter().map(|s| (s * scale) as f32).collect()));
+        }
+        let steps: Vec<&str> = sets.iter().map(|w| w.metadata.get("step").map_or("?", |s| s.as_str())).collect();
+        let mut metadata = first.metadata.clone();
+        // A figure measured on one of the inputs does not describe their average.
+        metadata.remove("val_synthetic_epe");
+        match steps.iter().map(|s| s.parse::<u64>()).collect::<std::result::Result<Vec<_>, _>>() {
+            Ok(numbers) => metadata.insert("step".into(), numbers.iter().max().copied().unwrap_or(0).to_string()),
+            Err(_) => metadata.remove("step"),
+        };
+        metadata.insert("averaged_steps".into(), steps.join(","));
+        Ok(Weights { source: format!("average of {} files", sets.len()), tensors, metadata })
+    }
+
     /// Writes a safetensors file (f32) atomically; see [`crate::io::write_atomic`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.save_as(path, StoreAs::F32)
