@@ -5,10 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{corrflow, tensors_equal, TempDir};
+use common::{
+    corrflow, corrflow_owned as run, kill_after_first_checkpoint, logged_losses, refuse_then_resume, tensors_equal,
+    TempDir,
+};
 use corrflow::Weights;
 
 /// A tiny, fast run: FlowNetS width 0.125 on 64x64 crops, no validation pairs.
@@ -45,10 +47,6 @@ fn tiny(out: &Path, steps: u64) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-fn run(args: &[String]) -> (i32, String, String) {
-    corrflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Every bad number is refused before any work, with exit code 1, naming the flag (and `-1` is taken as a
@@ -99,58 +97,18 @@ fn killed_run_resumes_bit_exactly_and_checkpoints_are_protected() {
     assert_eq!(code, 0, "{stdout}\n{err}");
 
     // The interrupted run: killed as soon as a checkpoint exists (step >= 2), well before step 12.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corrflow"))
-        .args(tiny(&cut, 1000))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let killed_at = loop {
-        if let Ok(w) = Weights::load(&cut) {
-            if let Some(step) = w.metadata().get("step").and_then(|s| s.parse::<u64>().ok()) {
-                child.kill().unwrap();
-                break step;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    child.wait().unwrap();
+    let killed_at = kill_after_first_checkpoint(&tiny(&cut, 1000), &cut);
     eprintln!("killed after the checkpoint at step {killed_at}");
     assert!(killed_at < steps);
-
-    // Without --resume or --overwrite the checkpoint is refused, and left as it was.
-    let before = std::fs::read(&cut).unwrap();
-    let (code, _, err) = run(&tiny(&cut, steps));
-    assert_eq!(code, 1);
-    assert!(err.contains("--resume") && err.contains("--overwrite") && err.contains("already exists"), "{err}");
-    assert_eq!(std::fs::read(&cut).unwrap(), before, "the refused run touched the checkpoint");
-
-    let mut resume = tiny(&cut, steps);
-    resume.push("--resume".into());
-    let (code, stdout, err) = run(&resume);
-    assert_eq!(code, 0, "{stdout}\n{err}");
-    assert!(stdout.contains(&format!("resumed {} at step", cut.display())), "{stdout}");
+    // Refused without --resume or --overwrite (the checkpoint left as it was), then resumed.
+    refuse_then_resume(&tiny(&cut, steps), &cut);
     tensors_equal(&whole, &cut);
     tensors_equal(
         &PathBuf::from(format!("{}.adam", whole.display())),
         &PathBuf::from(format!("{}.adam", cut.display())),
     );
     // The logs agree on every loss (wall and CPU times differ, of course).
-    let losses = |p: &Path| -> Vec<(String, String)> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let c: Vec<&str> = l.split(',').collect();
-                (c[0].to_string(), c[4].to_string())
-            })
-            .collect()
-    };
-    let (lw, lc) = (losses(&dir.join("whole.csv")), losses(&dir.join("cut.csv")));
+    let (lw, lc) = (logged_losses(&dir.join("whole.csv")), logged_losses(&dir.join("cut.csv")));
     assert_eq!(lw.len(), steps as usize);
     assert_eq!(lw, lc);
 

@@ -8,10 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{corrflow, tensors_equal, TempDir};
+use common::{
+    corrflow, corrflow_owned as run, kill_after_first_checkpoint, logged_losses, refuse_then_resume, tensors_equal,
+    TempDir,
+};
 use corrflow::Weights;
 
 /// A tiny, fast run: a narrow tower on 2 pairs of 32x32 with 8 points, 2 validation pairs; `loss` adds
@@ -62,10 +64,6 @@ fn tiny(out: &Path, steps: u64, loss: &[&str]) -> Vec<String> {
     a
 }
 
-fn run(args: &[String]) -> (i32, String, String) {
-    corrflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
 /// Every bad argument is refused before any work, with exit code 1, naming the flag.
 #[test]
 fn arguments_are_checked_before_any_work() {
@@ -110,19 +108,6 @@ fn arguments_are_checked_before_any_work() {
     }
 }
 
-/// The losses of a log, by step.
-fn losses(p: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let c: Vec<&str> = l.split(',').collect();
-            (c[0].to_string(), c[4].to_string())
-        })
-        .collect()
-}
-
 /// Kill a real run after its first checkpoint, resume it, compare with an uninterrupted run: weights (and
 /// proxies), Adam's moments and the logged losses are bit-for-bit equal.
 fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
@@ -135,45 +120,16 @@ fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
     assert_eq!(code, 0, "{stdout}\n{err}");
     assert!(stdout.contains("validation at step 4: R@1"), "{stdout}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corrflow"))
-        .args(tiny(&cut, 1000, loss))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let killed_at = loop {
-        if let Ok(w) = Weights::load(&cut) {
-            if let Some(step) = w.metadata().get("step").and_then(|s| s.parse::<u64>().ok()) {
-                child.kill().unwrap();
-                break step;
-            }
-        }
-        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    child.wait().unwrap();
+    let killed_at = kill_after_first_checkpoint(&tiny(&cut, 1000, loss), &cut);
     eprintln!("{name}: killed after the checkpoint at step {killed_at}");
     assert!(killed_at < steps);
-
-    let before = std::fs::read(&cut).unwrap();
-    let (code, _, err) = run(&tiny(&cut, steps, loss));
-    assert_eq!(code, 1);
-    assert!(err.contains("--resume") && err.contains("--overwrite") && err.contains("already exists"), "{err}");
-    assert_eq!(std::fs::read(&cut).unwrap(), before, "the refused run touched the checkpoint");
-
-    let mut resume = tiny(&cut, steps, loss);
-    resume.push("--resume".into());
-    let (code, stdout, err) = run(&resume);
-    assert_eq!(code, 0, "{stdout}\n{err}");
-    assert!(stdout.contains(&format!("resumed {} at step", cut.display())), "{stdout}");
+    refuse_then_resume(&tiny(&cut, steps, loss), &cut);
     tensors_equal(&whole, &cut);
     tensors_equal(
         &PathBuf::from(format!("{}.adam", whole.display())),
         &PathBuf::from(format!("{}.adam", cut.display())),
     );
-    let (lw, lc) = (losses(&dir.join("whole.csv")), losses(&dir.join("cut.csv")));
+    let (lw, lc) = (logged_losses(&dir.join("whole.csv")), logged_losses(&dir.join("cut.csv")));
     assert_eq!(lw.len(), steps as usize);
     assert_eq!(lw, lc);
     let header = std::fs::read_to_string(dir.join("whole.csv")).unwrap();

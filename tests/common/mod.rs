@@ -202,3 +202,64 @@ pub fn tensors_equal(a: &std::path::Path, b: &std::path::Path) {
         );
     }
 }
+
+/// Runs the `corrflow` binary with owned arguments; see [`corrflow`].
+pub fn corrflow_owned(args: &[String]) -> (i32, String, String) {
+    corrflow(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Starts a training command (`args`, writing its checkpoint to `checkpoint`) and kills it with SIGKILL as
+/// soon as the checkpoint file holds a step; returns that step.
+pub fn kill_after_first_checkpoint(args: &[String], checkpoint: &std::path::Path) -> u64 {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_corrflow"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run corrflow: {e}"));
+    let t = Instant::now();
+    let step = loop {
+        if let Ok(w) = corrflow::Weights::load(checkpoint) {
+            if let Some(step) = w.metadata().get("step").and_then(|s| s.parse::<u64>().ok()) {
+                child.kill().unwrap();
+                break step;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.wait().unwrap();
+    step
+}
+
+/// Re-running a training command (`args`) over an existing checkpoint without `--resume` or `--overwrite`
+/// is refused, saying both, and leaves the checkpoint byte-identical; then `args` + `--resume` finishes the
+/// run. Returns the resumed run's stdout.
+pub fn refuse_then_resume(args: &[String], checkpoint: &std::path::Path) -> String {
+    let before = std::fs::read(checkpoint).unwrap();
+    let (code, _, err) = corrflow_owned(args);
+    assert_eq!(code, 1);
+    assert!(err.contains("--resume") && err.contains("--overwrite") && err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read(checkpoint).unwrap(), before, "the refused run touched the checkpoint");
+    let mut resume = args.to_vec();
+    resume.push("--resume".into());
+    let (code, stdout, err) = corrflow_owned(&resume);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(stdout.contains(&format!("resumed {} at step", checkpoint.display())), "{stdout}");
+    stdout
+}
+
+/// The (step, loss) columns of a training log, for comparing two runs (their times differ, of course).
+pub fn logged_losses(csv: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(csv)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", csv.display()))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].to_string(), c[4].to_string())
+        })
+        .collect()
+}
