@@ -137,8 +137,9 @@ fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
         header.starts_with("step,") && header.lines().next().unwrap().ends_with("val_recall1,val_recall4,val_mma3")
     );
     assert!(image::open(dir.join("whole.png")).unwrap().width() > 100);
-    // The best weights describe (the loss's tensors left out).
+    // The best weights carry their validation figures; the latest checkpoint, not the best, does not repeat them.
     assert!(Weights::load(dir.join("whole.best.safetensors")).unwrap().metadata().contains_key("val_mma3"));
+    assert!(!Weights::load(&whole).unwrap().metadata().contains_key("val_mma3"));
 }
 
 #[test]

@@ -351,8 +351,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 last_val = Some(v.synthetic_epe);
                 if v.synthetic_epe.is_finite() && best.is_none_or(|b| v.synthetic_epe < b) {
                     best = Some(v.synthetic_epe);
-                    trainer.set_metadata("val_synthetic_epe", format!("{:.4}", v.synthetic_epe));
-                    trainer.save_weights(&ctx, &best_path)?;
+                    let figure = [("val_synthetic_epe", format!("{:.4}", v.synthetic_epe))];
+                    trainer.save_weights_with(&ctx, &best_path, &figure)?;
                     progress.note(format!("best so far: {} (step {step})", best_path.display()));
                 }
                 log.plot(&plot_path)?;

@@ -647,12 +647,14 @@ fn train_one(
                 last_val = format!("  val MMA@3 {:.3}", v.mma3);
                 if v.mma3.is_finite() && best.is_none_or(|b| v.mma3 > b) {
                     best = Some(v.mma3);
-                    trainer.set_metadata("val_recall1", format!("{:.4}", v.recall1));
-                    trainer.set_metadata("val_recall4", format!("{:.4}", v.recall4));
-                    trainer.set_metadata("val_mma3", format!("{:.4}", v.mma3));
                     trainer.set_metadata("train_cpu_s", format!("{:.1}", train_cpu(&clock, val_cpu)));
                     record_divider(&mut trainer, divider.as_ref());
-                    trainer.save_weights(ctx, &best_path)?;
+                    let figures = [
+                        ("val_recall1", format!("{:.4}", v.recall1)),
+                        ("val_recall4", format!("{:.4}", v.recall4)),
+                        ("val_mma3", format!("{:.4}", v.mma3)),
+                    ];
+                    trainer.save_weights_with(ctx, &best_path, &figures)?;
                     progress.note(format!("best so far: {} (step {step})", best_path.display()));
                 }
                 log.plot(&plot_path)?;

@@ -358,7 +358,13 @@ impl<M: Model> ModelTrainer<M> {
     /// Saves the current weights alone (with the checkpoint metadata), atomically: a model file for the
     /// model's loader (e.g. [`FlowNet::load`] and `corrflow flow`), without the optimiser state.
     pub fn save_weights(&self, ctx: &Context, path: &std::path::Path) -> Result<()> {
-        self.tag(self.weights(ctx)?).save(path)
+        self.save_weights_with(ctx, path, &[])
+    }
+
+    /// [`ModelTrainer::save_weights`] with `extra` metadata in this file only (e.g. the validation figures of
+    /// a best checkpoint, which later checkpoints must not repeat).
+    pub fn save_weights_with(&self, ctx: &Context, path: &std::path::Path, extra: &[(&str, String)]) -> Result<()> {
+        extra.iter().fold(self.tag(self.weights(ctx)?), |w, (k, v)| w.with_metadata(k, v)).save(path)
     }
 
     /// `w` with the checkpoint metadata: the run's entries, the model's and `step`.
