@@ -389,7 +389,8 @@ impl<M: Model> ModelTrainer<M> {
         let step: u64 = weights.metadata().get("step").and_then(|s| s.parse().ok()).unwrap_or(0);
         let mut trainer = Self::new(ctx, M::from_weights(ctx, &weights)?, config)?;
         trainer.step = step;
-        for (k, v) in weights.metadata() {
+        // Validation figures (`val_*`) describe the file they were written with, not the run going on.
+        for (k, v) in weights.metadata().iter().filter(|(k, _)| !k.starts_with("val_")) {
             trainer.set_metadata(k, v);
         }
         let Ok(optim) = Weights::load(Self::optimizer_path(path)) else { return Ok((trainer, false)) };
