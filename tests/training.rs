@@ -106,10 +106,20 @@ fn checkpoint_resume_continues_exactly() {
     let mut b = Trainer::new(ctx, FlowNet::new(ctx, &weights).unwrap(), config.clone()).unwrap();
     b.step(ctx, &batches[0]).unwrap();
     b.step(ctx, &batches[1]).unwrap();
+    b.set_metadata("seed", 9);
     b.save_checkpoint(ctx, &path).unwrap();
-    let (mut c, optimizer_restored) = Trainer::resume(ctx, &path, config).unwrap();
+    // A best checkpoint's figures stay in its own file.
+    let best = dir.join("net.best.safetensors");
+    b.save_weights_with(ctx, &best, &[("val_synthetic_epe", "1.2345".into())]).unwrap();
+    assert_eq!(Weights::load(&best).unwrap().metadata().get("val_synthetic_epe").unwrap(), "1.2345");
+    assert!(!Weights::load(&path).unwrap().metadata().contains_key("val_synthetic_epe"));
+    let (mut c, optimizer_restored) = Trainer::resume(ctx, &path, config.clone()).unwrap();
     assert!(optimizer_restored);
     assert_eq!(c.steps(), 2);
+    assert_eq!(c.metadata().get("seed").map(String::as_str), Some("9"));
+    // Resuming from a file with validation figures does not pass them on to later checkpoints.
+    let (from_best, _) = Trainer::resume(ctx, &best, config).unwrap();
+    assert!(from_best.metadata().keys().all(|k| !k.starts_with("val_")), "{:?}", from_best.metadata());
     let last = c.step(ctx, &batches[2]).unwrap();
     assert_eq!(last.step, 3);
     let (wa, wc) = (a.weights(ctx).unwrap(), c.weights(ctx).unwrap());
