@@ -24,7 +24,8 @@ use corrflow::{Error, FlowNet, Result};
 #[derive(Args)]
 pub struct ExportArgs {
     /// The checkpoint to export (safetensors, f32); several checkpoints of one run are averaged tensor by
-    /// tensor (stochastic weight averaging: usually better than any one of them late in a run).
+    /// tensor (stochastic weight averaging: often better than any one of them while the learning rate is
+    /// high enough for the weights to wander).
     #[arg(required = true, num_args = 1..)]
     src: Vec<PathBuf>,
     /// Where to write the model.

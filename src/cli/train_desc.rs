@@ -6,9 +6,10 @@
 //! (Recall@1, Recall@4 of patch retrieval, MMA@3 of the matcher), which choose the best checkpoint.
 //!
 //! Files beside `--out run.safetensors`: `run.safetensors.adam`, `run.best.safetensors` (best MMA@3 on the
-//! held-out pairs), `run.csv`, `run.png` (and `run.step-N.safetensors` snapshots with `--keep-every N`). With `--ensemble N`: N members `run.m0.safetensors` ...
-//! (each with its own files, seeds `--seed`, `--seed + 1`, ...) and `run.ensemble.safetensors`, the members'
-//! best weights in one file (their descriptors concatenated and re-normalised).
+//! held-out pairs), `run.csv`, `run.png` (and `run.step-N.safetensors` snapshots with `--keep-every N`). With
+//! `--ensemble N`: N members `run.m0.safetensors` ... (each with its own files, seeds `--seed`, `--seed + 1`, ...) and
+//! `run.ensemble.safetensors`, the members' best weights in one file (their descriptors concatenated and
+//! re-normalised).
 //!
 //! `--divide K` trains the divide-and-conquer descriptor (Sanakoyeu et al. 2019,
 //! [`corrflow::models::descriptor::divide`]): K learners, slices of D / K channels of the one output, each
