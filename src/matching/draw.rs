@@ -82,13 +82,9 @@ pub fn draw_matches(
             line(&mut canvas, pa, pb, colour, 1);
         }
         for (x, y) in [pa, pb] {
-            // A plus sign of radius 1 at each end.
-            for (dx, dy) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)] {
-                let (px, py) = (x + dx, y + dy);
-                if px >= 0 && py >= 0 && (px as u64) < width && (py as u64) < height {
-                    canvas.put_pixel(px as u32, py as u32, image::Rgb(colour));
-                }
-            }
+            // A plus sign of radius 1 at each end (clipped like the lines).
+            line(&mut canvas, (x - 1, y), (x + 1, y), colour, 1);
+            line(&mut canvas, (x, y - 1), (x, y + 1), colour, 1);
         }
     }
     Ok(canvas)
