@@ -44,8 +44,8 @@ pub struct TrainDescArgs {
     #[arg(long, default_value = "triplet")]
     loss: String,
     /// The triplet loss's negatives: random, hardest (HardNet), semihard (FaceNet), distance-weighted (Wu et
-    /// al.) or hierarchical (Ge et al.). Default: distance-weighted for triplet (the best at equal cost, README); the contrastive loss takes random
-    /// (every negative of the batch), ProxyNCA none.
+    /// al.) or hierarchical (Ge et al.). Default: distance-weighted for triplet (the best at equal cost,
+    /// README); the contrastive loss takes random (every negative of the batch), ProxyNCA none.
     #[arg(long)]
     sampler: Option<String>,
     /// Margin of the contrastive and triplet losses, in (0, 4].
