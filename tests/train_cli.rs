@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    corrflow, corrflow_owned as run, kill_after_first_checkpoint, logged_losses, refuse_then_resume, tensors_equal,
-    TempDir,
+    assert_resumed_equals_whole, corrflow, corrflow_owned as run, kill_after_first_checkpoint, refuse_then_resume,
+    tensors_equal, TempDir,
 };
 use corrflow::Weights;
 
@@ -102,15 +102,7 @@ fn killed_run_resumes_bit_exactly_and_checkpoints_are_protected() {
     assert!(killed_at < steps);
     // Refused without --resume or --overwrite (the checkpoint left as it was), then resumed.
     refuse_then_resume(&tiny(&cut, steps), &cut);
-    tensors_equal(&whole, &cut);
-    tensors_equal(
-        &PathBuf::from(format!("{}.adam", whole.display())),
-        &PathBuf::from(format!("{}.adam", cut.display())),
-    );
-    // The logs agree on every loss (wall and CPU times differ, of course).
-    let (lw, lc) = (logged_losses(&dir.join("whole.csv")), logged_losses(&dir.join("cut.csv")));
-    assert_eq!(lw.len(), steps as usize);
-    assert_eq!(lw, lc);
+    assert_resumed_equals_whole(&whole, &cut, steps);
 
     // Asking for a step already reached trains nothing and says so.
     let (code, stdout, _) = run(&{

@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    corrflow, corrflow_owned as run, kill_after_first_checkpoint, logged_losses, refuse_then_resume, tensors_equal,
+    assert_resumed_equals_whole, corrflow, corrflow_owned as run, kill_after_first_checkpoint, refuse_then_resume,
     TempDir,
 };
 use corrflow::Weights;
@@ -124,14 +124,7 @@ fn kill_and_resume(name: &str, loss: &[&str], steps: u64) {
     eprintln!("{name}: killed after the checkpoint at step {killed_at}");
     assert!(killed_at < steps);
     refuse_then_resume(&tiny(&cut, steps, loss), &cut);
-    tensors_equal(&whole, &cut);
-    tensors_equal(
-        &PathBuf::from(format!("{}.adam", whole.display())),
-        &PathBuf::from(format!("{}.adam", cut.display())),
-    );
-    let (lw, lc) = (logged_losses(&dir.join("whole.csv")), logged_losses(&dir.join("cut.csv")));
-    assert_eq!(lw.len(), steps as usize);
-    assert_eq!(lw, lc);
+    assert_resumed_equals_whole(&whole, &cut, steps);
     let header = std::fs::read_to_string(dir.join("whole.csv")).unwrap();
     assert!(
         header.starts_with("step,") && header.lines().next().unwrap().ends_with("val_recall1,val_recall4,val_mma3")

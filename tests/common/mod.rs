@@ -251,6 +251,18 @@ pub fn refuse_then_resume(args: &[String], checkpoint: &std::path::Path) -> Stri
     stdout
 }
 
+/// A run resumed at `cut` ended where the uninterrupted run at `whole` did: weights, Adam's state beside them
+/// and every logged loss of the `steps` steps (the CSV logs beside them), bit for bit.
+pub fn assert_resumed_equals_whole(whole: &std::path::Path, cut: &std::path::Path, steps: u64) {
+    use corrflow::training::Trainer;
+    tensors_equal(whole, cut);
+    tensors_equal(&Trainer::optimizer_path(whole), &Trainer::optimizer_path(cut));
+    // The logs agree on every loss (wall and CPU times differ, of course).
+    let (lw, lc) = (logged_losses(&whole.with_extension("csv")), logged_losses(&cut.with_extension("csv")));
+    assert_eq!(lw.len(), steps as usize);
+    assert_eq!(lw, lc);
+}
+
 /// The (step, loss) columns of a training log, for comparing two runs (their times differ, of course).
 pub fn logged_losses(csv: &std::path::Path) -> Vec<(String, String)> {
     std::fs::read_to_string(csv)
