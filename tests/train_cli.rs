@@ -163,3 +163,53 @@ fn snapshots_are_kept_and_export_averages_them() {
     assert!(err.contains(paths[0]), "{err}");
     assert_eq!(std::fs::read(&snaps[0]).unwrap(), before);
 }
+
+/// `corrflow export`'s f16 check: the flow of the f16 model is compared with the f32 one's on the pairs of
+/// `--check-data`, the measured figure is printed and stored in the model's metadata, and a tolerance below
+/// it refuses the export without writing anything.
+#[test]
+fn export_checks_f16_and_records_the_figure() {
+    if common::gpu_with_subgroups().is_none() {
+        return;
+    }
+    let dir = TempDir::new("export-f16");
+    let out = dir.join("run.safetensors");
+    let (code, stdout, err) = run(&tiny(&out, 2));
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    // One Middlebury-style pair: a textured frame and the same texture moved by 2 px.
+    let pair = dir.join("check/middlebury/Tiny");
+    std::fs::create_dir_all(&pair).unwrap();
+    let frame = |dx: u32| {
+        image::RgbImage::from_fn(64, 64, |x, y| {
+            let x = x + dx;
+            image::Rgb([(x * 37 % 251) as u8, ((x * y) % 253) as u8, ((y * 11 + x) % 255) as u8])
+        })
+    };
+    frame(0).save(pair.join("frame10.png")).unwrap();
+    frame(2).save(pair.join("frame11.png")).unwrap();
+    corrflow::io::write_flo(pair.join("flow10.flo"), &corrflow::Flow::zeros(64, 64)).unwrap();
+
+    let model = dir.join("model.safetensors");
+    let (src, dst, check) = (out.to_str().unwrap(), model.to_str().unwrap(), dir.join("check"));
+    let check = check.to_str().unwrap();
+    let (code, stdout, err) = corrflow(&["export", src, "--out", dst, "--check-data", check]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let line = stdout.lines().find(|l| l.starts_with("f16 check:")).unwrap_or_else(|| panic!("{stdout}"));
+    let printed: f64 = line.split_whitespace().nth(5).unwrap().parse().unwrap();
+    assert!(line.contains("over 1 pairs"), "{line}");
+    let meta = Weights::load(&model).unwrap().metadata().clone();
+    assert_eq!(meta.get("f16_check_px").map(|s| s.parse::<f64>().unwrap()), Some(printed), "{meta:?}");
+    assert_eq!(meta.get("f16_check_pairs").map(String::as_str), Some("1"));
+    assert_eq!(meta.get("f16_check_worst").map(String::as_str), Some("middlebury Tiny"));
+    // Rounding ~25k weights to f16 moves the flow, if only a little.
+    assert!(printed > 0.0 && printed < 0.01, "{line}");
+
+    // A tolerance below the measured difference: refused, naming the figure; nothing written.
+    let refused = dir.join("refused.safetensors");
+    let tol = format!("{}", printed / 4.0);
+    let args = ["export", src, "--out", refused.to_str().unwrap(), "--check-data", check, "--tolerance", &tol];
+    let (code, _, err) = corrflow(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("f16 storage moves the flow") && err.contains("--f32"), "{err}");
+    assert!(!refused.exists());
+}

@@ -6,6 +6,9 @@
 //! - a descriptor (`corrflow train-desc`; the loss's tensors, ProxyNCA's proxies, are left out): no f16
 //!   descriptor may move by more than `--tolerance` (Euclidean distance between unit descriptors) from the f32
 //!   one on held-out synthetic pairs, and the matches are reported.
+//!
+//! The measured figure is printed and stored in the model's metadata (`f16_check_px` with the pair it was
+//! measured on, or `f16_check_change`): a pass near the bound can flip between runs of the check.
 
 use std::path::PathBuf;
 
@@ -54,7 +57,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let arch = corrflow::models::Arch::infer(&weights)?;
     corrflow::io::check_output(&args.out)?;
     let store = if args.f32 { StoreAs::F32 } else { StoreAs::F16 };
-    let bytes = weights.to_bytes_as(store)?;
+    let mut bytes = weights.to_bytes_as(store)?;
     let stored = Weights::from_bytes(&bytes, &args.out.display().to_string())?;
     let check_root = match &args.check_data {
         Some(p) if p.as_os_str() == "none" => None,
@@ -100,6 +103,13 @@ pub fn run(args: ExportArgs) -> Result<()> {
             pairs.len(),
             args.tolerance
         );
+        // The measured figure travels with the model (a pass near the bound can flip between runs of the check).
+        bytes = weights
+            .clone()
+            .with_metadata("f16_check_px", format!("{:.5}", worst.0))
+            .with_metadata("f16_check_pairs", pairs.len())
+            .with_metadata("f16_check_worst", worst.1)
+            .to_bytes_as(store)?;
     }
     corrflow::io::write_atomic(&args.out, &bytes)?;
     say!(
@@ -135,7 +145,7 @@ fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
     let weights = if ensemble { weights.clone() } else { strip_loss(weights) };
     corrflow::io::check_output(&args.out)?;
     let store = if args.f32 { StoreAs::F32 } else { StoreAs::F16 };
-    let bytes = weights.to_bytes_as(store)?;
+    let mut bytes = weights.to_bytes_as(store)?;
     let stored = Weights::from_bytes(&bytes, &args.out.display().to_string())?;
     if !args.f32 && args.check_data.as_ref().is_none_or(|p| p.as_os_str() != "none") {
         let (ctx, first_run) = super::open_context(false)?;
@@ -180,6 +190,7 @@ fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
         }
         first_run.done();
         say!("f16 check: largest descriptor change {worst:.5} (tolerance {})", args.tolerance);
+        bytes = weights.clone().with_metadata("f16_check_change", format!("{worst:.5}")).to_bytes_as(store)?;
     }
     corrflow::io::write_atomic(&args.out, &bytes)?;
     say!(
