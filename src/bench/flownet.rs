@@ -30,7 +30,8 @@ pub struct FlowNetConfig {
 }
 
 impl FlowNetConfig {
-    /// The six configurations of the speed issue, at 384x512.
+    /// The six configurations of the speed issue, at 384x512, and the shipped model's training step
+    /// (FlowNetS width 0.25, batch 4 at 256x192: what `corrflow train`'s steps/s comes from).
     pub fn standard() -> Vec<FlowNetConfig> {
         let c = |name: &str, variant, width_multiplier, batch, train| FlowNetConfig {
             name: name.to_string(),
@@ -48,6 +49,11 @@ impl FlowNetConfig {
             c("flownetc_fwd_b8", Variant::C, 1.0, 8, false),
             c("flownetc_train_b8_w1", Variant::C, 1.0, 8, true),
             c("flownetc_train_b8_w0.25", Variant::C, 0.25, 8, true),
+            FlowNetConfig {
+                height: 192,
+                width: 256,
+                ..c("flownets_train_b4_w0.25_256x192", Variant::S, 0.25, 4, true)
+            },
         ]
     }
 

@@ -29,7 +29,7 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
         /// Only these configs (flownets_fwd_b1, flownets_fwd_b8, flownetc_fwd_b1, flownetc_fwd_b8,
-        /// flownetc_train_b8_w1, flownetc_train_b8_w0.25).
+        /// flownetc_train_b8_w1, flownetc_train_b8_w0.25, flownets_train_b4_w0.25_256x192).
         #[arg(long)]
         only: Vec<String>,
         /// Timed repetitions after the warm-up.

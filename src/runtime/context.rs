@@ -46,6 +46,19 @@ impl AdapterSummary {
             subgroup_min_size: info.subgroup_min_size,
         }
     }
+
+    /// About how many workgroups one dispatch needs to keep this adapter busy, for kernels that can split
+    /// their work further at a cost (partial sums to reduce): a GPU runs hundreds at once; a CPU driver
+    /// (llvmpipe, lavapipe) runs one per core, so 8 per core leave it balanced without paying for splits it
+    /// cannot run side by side. On the 2-core VM, FlowNetS width 0.25's training step (batch 4, 256x192) took
+    /// 0.54-0.64 s with 16 against 0.66-0.81 s with 256 (`benches/RESULTS.md`).
+    pub fn workgroups_to_fill(&self) -> usize {
+        if self.device_type == format!("{:?}", wgpu::DeviceType::Cpu) {
+            8 * std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            256
+        }
+    }
 }
 
 impl std::fmt::Display for AdapterSummary {

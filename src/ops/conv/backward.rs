@@ -263,10 +263,12 @@ pub fn conv_backward_weight(
     let groups_x = (t.channels.div_ceil(8) * taps).div_ceil(WG);
     let groups_y = pl.channels.div_ceil(4 * pq);
     let rows = pl.batch() * pl.height();
-    // Enough workgroups to fill a GPU; partial sums capped at 32 Mi floats.
+    // Enough workgroups to keep the adapter busy, no more: every split writes a copy of the gradient that
+    // the reduction reads back. Partial sums capped at 32 Mi floats.
     let base = (groups_x * groups_y).max(1);
     let max_splits = ((32usize << 20) / len.max(1)).clamp(1, 64);
-    let splits_wanted = 256usize.div_ceil(base).clamp(1, max_splits).min(rows.max(1));
+    let splits_wanted =
+        rec.context().adapter().workgroups_to_fill().div_ceil(base).clamp(1, max_splits).min(rows.max(1));
     let rows_per_split = rows.div_ceil(splits_wanted).max(1);
     let splits = rows.div_ceil(rows_per_split).max(1);
     let mut params = WeightGradParams {
