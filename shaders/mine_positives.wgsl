@@ -26,16 +26,6 @@ override WG: u32 = 256u;
 @group(0) @binding(4) var<storage, read_write> triplets: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> seed_buf: array<u32>;
 
-fn pcg(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
-}
-
-fn hash3(seed: u32, index: u32, stream: u32) -> u32 {
-    return pcg(pcg(pcg(seed) + index) + stream);
-}
-
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = gid.x + gid.y * nwg.x * WG;

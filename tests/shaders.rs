@@ -57,3 +57,28 @@ fn shader_files_are_all_registered() {
     registered.sort();
     assert_eq!(on_disk, registered, "every shaders/*.wgsl must be in Kernel::ALL and vice versa");
 }
+
+/// Every file under `shaders/lib/` is put in front of at least one kernel (and every library a kernel names
+/// is there), so a shared function cannot be left behind unused.
+#[test]
+fn shader_libraries_are_all_used() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/lib");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .expect("shaders/lib exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".wgsl"))
+        .map(|n| format!("lib/{}", n.trim_end_matches(".wgsl")))
+        .collect();
+    on_disk.sort();
+    let mut named: Vec<String> = Kernel::ALL.iter().filter_map(|k| k.library()).map(str::to_string).collect();
+    named.sort();
+    named.dedup();
+    assert_eq!(on_disk, named, "every shaders/lib/*.wgsl must be named by a kernel and vice versa");
+    for k in Kernel::ALL {
+        if let Some(lib) = k.library() {
+            let text = std::fs::read_to_string(dir.join(format!("{}.wgsl", lib.trim_start_matches("lib/")))).unwrap();
+            assert!(k.source().starts_with(&text), "{}: source does not start with {lib}", k.name());
+        }
+    }
+}

@@ -1,14 +1,16 @@
 //! The registry of WGSL kernels: one line per kernel names its file under `shaders/` (compiled into the
 //! binary with `include_str!`, so no shader text is ever assembled at run time), its parameter struct (the
-//! Rust twin of the WGSL `Params`, declared with `gpu_params!`, see [`GpuParams`](super::GpuParams)) and the device features it
-//! needs. Adding a kernel is adding its line; `tests/shaders.rs` then validates the WGSL with naga and
-//! compares its `Params` with the Rust twin field by field, and [`Recorder::dispatch`](super::Recorder)
+//! Rust twin of the WGSL `Params`, declared with `gpu_params!`, see [`GpuParams`](super::GpuParams)) and the
+//! device features it needs. WGSL has no includes: a kernel may also name one file under `shaders/lib/`
+//! (`+ "lib/hash"`), put in front of its own at compile time (`concat!`), so that functions several kernels
+//! share are written once. Adding a kernel is adding its line; `tests/shaders.rs` then validates the WGSL with
+//! naga and compares its `Params` with the Rust twin field by field, and [`Recorder::dispatch`](super::Recorder)
 //! refuses a parameter struct that is not the kernel's.
 
 use super::params::ParamsInfo;
 
 macro_rules! kernels {
-    ($($(#[$doc:meta])* $variant:ident = $file:literal, $params:ty, $features:expr;)*) => {
+    ($($(#[$doc:meta])* $variant:ident = $file:literal $(+ $lib:literal)?, $params:ty, $features:expr;)*) => {
         /// One compute kernel (one WGSL file, entry point `main`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Kernel {
@@ -26,10 +28,20 @@ macro_rules! kernels {
                 }
             }
 
-            /// The WGSL source.
+            /// The WGSL source: the kernel's file, after the library file it names (if any).
             pub fn source(self) -> &'static str {
                 match self {
-                    $(Kernel::$variant => include_str!(concat!("../../shaders/", $file, ".wgsl")),)*
+                    $(Kernel::$variant => concat!(
+                        $(include_str!(concat!("../../shaders/", $lib, ".wgsl")),)?
+                        include_str!(concat!("../../shaders/", $file, ".wgsl"))
+                    ),)*
+                }
+            }
+
+            /// The library file (under `shaders/`, without extension) put in front of the kernel's own, if any.
+            pub fn library(self) -> Option<&'static str> {
+                match self {
+                    $(Kernel::$variant => None$(.or(Some($lib)))?,)*
                 }
             }
 
@@ -117,14 +129,14 @@ kernels! {
     TripletLoss = "triplet_loss", TripletParams, NONE;
     TripletLossBackward = "triplet_loss_backward", TripletParams, NONE;
     ProxyNcaLoss = "proxy_nca_loss", ProxyNcaParams, NONE;
-    MinePositives = "mine_positives", PositivesParams, NONE;
-    MineRandomNegatives = "mine_random_negatives", RandomNegativesParams, NONE;
+    MinePositives = "mine_positives" + "lib/hash", PositivesParams, NONE;
+    MineRandomNegatives = "mine_random_negatives" + "lib/hash", RandomNegativesParams, NONE;
     MineHardestNegatives = "mine_hardest_negatives", HardestNegativesParams, NONE;
     MineSemihardNegatives = "mine_semihard_negatives", SemihardNegativesParams, NONE;
-    MineDistanceWeighted = "mine_distance_weighted", DistanceWeightedParams, NONE;
+    MineDistanceWeighted = "mine_distance_weighted" + "lib/hash", DistanceWeightedParams, NONE;
     ClassMeans = "class_means", ClassMeansParams, NONE;
     NearestClasses = "nearest_classes", NearestClassesParams, NONE;
-    MineClassNegatives = "mine_class_negatives", ClassNegativesParams, NONE;
+    MineClassNegatives = "mine_class_negatives" + "lib/hash", ClassNegativesParams, NONE;
     NnTop2 = "nn_top2", NearestTwoParams, NONE;
     NnTop2Subgroup = "nn_top2_subgroup", NearestTwoParams, SUBGROUP;
     MutualMatches = "mutual_matches", MutualParams, NONE;
