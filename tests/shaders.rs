@@ -44,15 +44,7 @@ fn every_shader_validates_and_params_match_field_by_field() {
 
 #[test]
 fn shader_files_are_all_registered() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .expect("shaders/ exists")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".wgsl"))
-        .map(|n| n.trim_end_matches(".wgsl").to_string())
-        .collect();
-    on_disk.sort();
+    let on_disk = wgsl_names("shaders");
     let mut registered: Vec<String> = Kernel::ALL.iter().map(|k| k.name().to_string()).collect();
     registered.sort();
     assert_eq!(on_disk, registered, "every shaders/*.wgsl must be in Kernel::ALL and vice versa");
@@ -62,23 +54,29 @@ fn shader_files_are_all_registered() {
 /// is there), so a shared function cannot be left behind unused.
 #[test]
 fn shader_libraries_are_all_used() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/lib");
-    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-        .expect("shaders/lib exists")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".wgsl"))
-        .map(|n| format!("lib/{}", n.trim_end_matches(".wgsl")))
-        .collect();
-    on_disk.sort();
+    let on_disk: Vec<String> = wgsl_names("shaders/lib").iter().map(|n| format!("lib/{n}")).collect();
     let mut named: Vec<String> = Kernel::ALL.iter().filter_map(|k| k.library()).map(str::to_string).collect();
     named.sort();
     named.dedup();
     assert_eq!(on_disk, named, "every shaders/lib/*.wgsl must be named by a kernel and vice versa");
     for k in Kernel::ALL {
         if let Some(lib) = k.library() {
-            let text = std::fs::read_to_string(dir.join(format!("{}.wgsl", lib.trim_start_matches("lib/")))).unwrap();
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("shaders/{lib}.wgsl"));
+            let text = std::fs::read_to_string(path).unwrap();
             assert!(k.source().starts_with(&text), "{}: source does not start with {lib}", k.name());
         }
     }
+}
+
+/// The `.wgsl` files directly in `dir` (relative to the crate), names without extension, sorted.
+fn wgsl_names(dir: &str) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter_map(|n| n.strip_suffix(".wgsl").map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
