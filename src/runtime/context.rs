@@ -573,3 +573,33 @@ impl<'a> Recorder<'a> {
         self.ctx.wait()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(device_type: wgpu::DeviceType) -> AdapterSummary {
+        AdapterSummary {
+            name: "test".into(),
+            backend: "Vulkan".into(),
+            device_type: format!("{device_type:?}"),
+            driver: String::new(),
+            max_buffer_size: 1 << 30,
+            max_storage_buffer_binding_size: 1 << 30,
+            max_compute_workgroup_storage_size: 16384,
+            max_compute_invocations_per_workgroup: 256,
+            max_compute_workgroups_per_dimension: 65535,
+            subgroup_min_size: 8,
+        }
+    }
+
+    /// A CPU driver is filled by a few workgroups per core, a GPU of any kind asks for 256.
+    #[test]
+    fn workgroups_to_fill_follow_the_device_type() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(summary(wgpu::DeviceType::Cpu).workgroups_to_fill(), 8 * cores);
+        for gpu in [wgpu::DeviceType::DiscreteGpu, wgpu::DeviceType::IntegratedGpu, wgpu::DeviceType::VirtualGpu] {
+            assert_eq!(summary(gpu).workgroups_to_fill(), 256, "{gpu:?}");
+        }
+    }
+}
