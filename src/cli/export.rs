@@ -52,7 +52,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     corrflow::io::check_distinct(&args.src, &[&args.out])?;
     let weights = load_sources(&args.src)?;
     if weights.contains("head.weight") || DescriptorEnsemble::is_ensemble(&weights) {
-        return export_descriptor(&args, &weights);
+        return export_descriptor(&args, weights);
     }
     let arch = corrflow::models::Arch::infer(&weights)?;
     corrflow::io::check_output(&args.out)?;
@@ -105,7 +105,6 @@ pub fn run(args: ExportArgs) -> Result<()> {
         );
         // The measured figure travels with the model (a pass near the bound can flip between runs of the check).
         bytes = weights
-            .clone()
             .with_metadata("f16_check_px", format!("{:.5}", worst.0))
             .with_metadata("f16_check_pairs", pairs.len())
             .with_metadata("f16_check_worst", worst.1)
@@ -140,9 +139,9 @@ fn load_sources(paths: &[PathBuf]) -> Result<Weights> {
 }
 
 /// The descriptor's export (see the module documentation).
-fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
-    let ensemble = DescriptorEnsemble::is_ensemble(weights);
-    let weights = if ensemble { weights.clone() } else { strip_loss(weights) };
+fn export_descriptor(args: &ExportArgs, weights: Weights) -> Result<()> {
+    let ensemble = DescriptorEnsemble::is_ensemble(&weights);
+    let weights = if ensemble { weights } else { strip_loss(&weights) };
     corrflow::io::check_output(&args.out)?;
     let store = if args.f32 { StoreAs::F32 } else { StoreAs::F16 };
     let mut bytes = weights.to_bytes_as(store)?;
@@ -190,7 +189,7 @@ fn export_descriptor(args: &ExportArgs, weights: &Weights) -> Result<()> {
         }
         first_run.done();
         say!("f16 check: largest descriptor change {worst:.5} (tolerance {})", args.tolerance);
-        bytes = weights.clone().with_metadata("f16_check_change", format!("{worst:.5}")).to_bytes_as(store)?;
+        bytes = weights.with_metadata("f16_check_change", format!("{worst:.5}")).to_bytes_as(store)?;
     }
     corrflow::io::write_atomic(&args.out, &bytes)?;
     say!(
