@@ -681,6 +681,42 @@ fn weights_save_as_f16_and_bf16_round_trip() {
     let f16 = Weights::from_bytes(&weights.to_bytes_as(StoreAs::F16).unwrap(), "f16").unwrap();
     let got = f16.get("conv.weight", &[2, 4]).unwrap();
     assert_eq!((got[0], got[4], got[5], got[6]), (1.0, 65504.0, -65504.0, 2f32.powi(-24)));
+    // Mixed storage: each tensor as asked (conv.bias stays f32: 0.1 is not an f16 value), and `rounded` gives
+    // the same values without the file.
+    let odd = Weights::from_tensors(
+        "odd",
+        [("conv.weight".to_string(), vec![1], vec![0.1]), ("conv.bias".to_string(), vec![1], vec![0.1])],
+    );
+    for w in [&weights, &odd] {
+        let store = |n: &str| if n == "conv.bias" { StoreAs::F32 } else { StoreAs::F16 };
+        let bytes = w.to_bytes_per_tensor(store).unwrap();
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let dtypes: Vec<(String, safetensors::Dtype)> = header
+            .tensors()
+            .iter()
+            .map(|(n, i)| (n.to_string(), i.dtype))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            dtypes,
+            [("conv.bias".to_string(), safetensors::Dtype::F32), ("conv.weight".to_string(), safetensors::Dtype::F16)]
+        );
+        let (back, rounded) = (Weights::from_bytes(&bytes, "mixed").unwrap(), w.rounded(store).unwrap());
+        for name in ["conv.weight", "conv.bias"] {
+            let shape = w.shape(name).unwrap().to_vec();
+            assert_eq!(back.get(name, &shape).unwrap(), rounded.get(name, &shape).unwrap(), "{name}");
+        }
+    }
+    assert_eq!(
+        odd.rounded(|n| if n == "conv.bias" { StoreAs::F32 } else { StoreAs::F16 })
+            .unwrap()
+            .get("conv.bias", &[1])
+            .unwrap(),
+        &[0.1]
+    );
+    assert_eq!(odd.rounded(|_| StoreAs::F16).unwrap().get("conv.bias", &[1]).unwrap(), &[f16_to_f32(f32_to_f16(0.1))]);
+    assert_ne!(f16_to_f32(f32_to_f16(0.1)), 0.1);
     // Overflow is an error naming the tensor, not an infinity.
     let big = Weights::from_tensors("big.safetensors", [("fc.weight".to_string(), vec![2], vec![1.0, 70000.0])]);
     assert_err_mentions(big.to_bytes_as(StoreAs::F16), &["big.safetensors", "`fc.weight`", "70000", "65504"]);

@@ -192,21 +192,51 @@ impl Weights {
     /// [`StoreAs::F16`] a finite value beyond +-65504 is an error naming the tensor (likewise for bf16 past
     /// its range); values are otherwise rounded to nearest even.
     pub fn to_bytes_as(&self, store: StoreAs) -> Result<Vec<u8>> {
+        self.to_bytes_per_tensor(|_| store)
+    }
+
+    /// Serialises to safetensors bytes storing each tensor as `store(name)` says (mixed precision: f16 for
+    /// most tensors, f32 for the few whose rounding matters), with the metadata; errors as
+    /// [`Weights::to_bytes_as`].
+    pub fn to_bytes_per_tensor(&self, store: impl Fn(&str) -> StoreAs) -> Result<Vec<u8>> {
         let err = |message: String| Error::Weights { path: self.source.clone(), message };
-        let encoded: Vec<(&String, &Vec<usize>, Vec<u8>)> = self
+        let encoded: Vec<(&String, &Vec<usize>, StoreAs, Vec<u8>)> = self
             .tensors
             .iter()
-            .map(|(n, (s, d))| encode_values(store, d).map(|b| (n, s, b)).map_err(|m| err(format!("tensor `{n}` {m}"))))
+            .map(|(n, (s, d))| {
+                let as_ = store(n);
+                encode_values(as_, d).map(|b| (n, s, as_, b)).map_err(|m| err(format!("tensor `{n}` {m}")))
+            })
             .collect::<Result<_>>()?;
         let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = encoded
             .iter()
-            .map(|(n, s, b)| {
-                safetensors::tensor::TensorView::new(store.dtype(), s.to_vec(), b).map(|v| (n.to_string(), v))
+            .map(|(n, s, as_, b)| {
+                safetensors::tensor::TensorView::new(as_.dtype(), s.to_vec(), b).map(|v| (n.to_string(), v))
             })
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| err(e.to_string()))?;
         let meta: std::collections::HashMap<String, String> = self.metadata.clone().into_iter().collect();
         safetensors::serialize(views, Some(meta)).map_err(|e| err(e.to_string()))
+    }
+
+    /// The values these weights would have after a round trip through [`Weights::to_bytes_per_tensor`] with
+    /// `store` (what a model stored that way computes with), without serialising the whole set.
+    pub fn rounded(&self, store: impl Fn(&str) -> StoreAs) -> Result<Weights> {
+        let err = |message: String| Error::Weights { path: self.source.clone(), message };
+        let mut out = self.clone();
+        for (name, (_, values)) in out.tensors.iter_mut() {
+            let as_ = store(name);
+            if as_ != StoreAs::F32 {
+                let bytes = encode_values(as_, values).map_err(|m| err(format!("tensor `{name}` {m}")))?;
+                *values = decode_values(as_.dtype(), &bytes).map_err(|m| err(format!("tensor `{name}` {m}")))?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of values in tensor `name` (0 when absent).
+    pub fn numel(&self, name: &str) -> usize {
+        self.tensors.get(name).map_or(0, |(_, d)| d.len())
     }
 
     /// The tensor-by-tensor mean of `sets` (accumulated in f64), for averaging checkpoints of one run
