@@ -1,11 +1,12 @@
-// resize_bilinear: out = value_scale * bilinear_resize(src), align_corners = false (PyTorch's
+// resize_bilinear: out (+)= value_scale * bilinear_resize(src), align_corners = false (PyTorch's
 // F.interpolate(mode="bilinear")): source coordinate = (dst + 0.5) * in / out - 0.5, clamped below at 0,
 // neighbours clamped to the last row/column. No antialiasing when shrinking (as PyTorch's default).
+// accumulate != 0 adds to what dst holds (a refinement pass's flow onto the total).
 //   src [N, C, in_h, in_w] -> dst [N, C, out_h, out_w].
 
 struct Params {
     batch: u32, channels: u32, in_h: u32, in_w: u32,
-    out_h: u32, out_w: u32, value_scale: f32, _pad0: u32,
+    out_h: u32, out_w: u32, value_scale: f32, accumulate: u32,
 }
 
 override WG: u32 = 256u;
@@ -42,5 +43,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let x1 = u32(ax.y);
     let top = mix(src[r0 + x0], src[r0 + x1], ax.z);
     let bot = mix(src[r1 + x0], src[r1 + x1], ax.z);
-    dst[i] = p.value_scale * mix(top, bot, ay.z);
+    let v = p.value_scale * mix(top, bot, ay.z);
+    if (p.accumulate != 0u) {
+        dst[i] += v;
+    } else {
+        dst[i] = v;
+    }
 }

@@ -201,3 +201,87 @@ fn embedded_model_beats_zero_flow_on_the_demo_pair() {
     );
     assert!(epe < 0.5 * zero, "demo EPE {epe} vs zero flow {zero}");
 }
+
+/// Frame B warped by `flow` on the CPU (the f64 reference warp, replicate padding), as an f32 image.
+fn warped_cpu(b: &image::DynamicImage, flow: &corrflow::Flow) -> image::DynamicImage {
+    let rgb = b.to_rgb32f();
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let mut src = HostTensor::zeros([1, 3, h, w]);
+    for (x, y, p) in rgb.enumerate_pixels() {
+        for c in 0..3 {
+            let i = src.idx(0, c, y as usize, x as usize);
+            src.data[i] = p.0[c];
+        }
+    }
+    let planes = HostTensor::new([1, 2, h, w], flow.to_planes()).unwrap();
+    let out = corrflow::reference::resize::warp_bilinear_cpu(&src, &planes, (1.0, 1.0));
+    image::DynamicImage::ImageRgb32F(image::Rgb32FImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Rgb([0, 1, 2].map(|c| out.at(0, c, y as usize, x as usize)))
+    }))
+}
+
+/// `estimate` with several passes is the composition the documentation describes, rebuilt from one-pass
+/// calls and the CPU reference warp: flow = f1 + f2 + ..., f(k+1) = estimate(A, B warped by f1 + .. + fk).
+/// Frames of a size the network must resize (100x70 -> 128x128), so the warp's grid conversion is exercised,
+/// and both variants. Tolerance: the GPU and CPU warps differ by f32 rounding (~1e-7 of a grey level), which
+/// the untrained network amplifies little; 1e-3 px mean, 1e-2 px at worst.
+#[test]
+fn passes_compose_warp_and_one_pass_flow() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(41);
+    let mut frame = || {
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(100, 70, |_, _| {
+            image::Rgb([0; 3].map(|_| (rng.uniform() * 255.0) as u8))
+        }))
+    };
+    let (a, b) = (frame(), frame());
+    for (variant, seed) in [(Variant::S, 5), (Variant::C, 6)] {
+        let weights = random_weights(&Arch::new(variant, 0.0625), seed);
+        let once = FlowNet::new(ctx, &weights).unwrap();
+        assert_eq!(once.passes(), 1, "no `passes` metadata: one pass");
+        let thrice = FlowNet::new(ctx, &weights).unwrap().with_passes(3).unwrap();
+        let got = thrice.estimate(ctx, &a, &b).unwrap();
+        let mut total = once.estimate(ctx, &a, &b).unwrap();
+        for _ in 1..3 {
+            let residual = once.estimate(ctx, &a, &warped_cpu(&b, &total)).unwrap();
+            total.data.iter_mut().zip(&residual.data).for_each(|(t, r)| *t += r);
+        }
+        let diffs: Vec<f64> = got
+            .data
+            .chunks_exact(2)
+            .zip(total.data.chunks_exact(2))
+            .map(|(p, q)| ((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64))
+            .collect();
+        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        let worst = diffs.iter().cloned().fold(0.0, f64::max);
+        let scale = total.data.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        eprintln!(
+            "{variant:?}: 3 passes vs composed: mean {mean:.2e} px, worst {worst:.2e} (flow up to {scale:.3} px)"
+        );
+        assert!(scale > 0.05, "the random network's flow is not trivially zero ({scale})");
+        assert!(mean < 1e-3 && worst < 1e-2, "mean {mean}, worst {worst}");
+        // The passes differ from one pass: the test would see a warp that did nothing.
+        let one = once.estimate(ctx, &a, &b).unwrap();
+        let moved = got.data.iter().zip(&one.data).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(moved > 1e-3, "3 passes equal 1 pass ({moved})");
+    }
+}
+
+/// The passes a model file asks for (`passes` metadata) are used, and a bad entry or count is an error
+/// naming it.
+#[test]
+fn passes_come_from_the_model_file_and_are_checked() {
+    let Some(ctx) = gpu() else { return };
+    let weights = random_weights(&Arch::new(Variant::S, 0.0625), 7);
+    assert_eq!(FlowNet::new(ctx, &weights.clone().with_metadata("passes", 2)).unwrap().passes(), 2);
+    for bad in ["0", "9", "two", "-1"] {
+        let Err(e) = FlowNet::new(ctx, &weights.clone().with_metadata("passes", bad)) else {
+            panic!("passes = {bad} accepted")
+        };
+        let m = e.to_string();
+        assert!(m.contains("passes") && m.contains(bad) && m.contains("1 to 8"), "{m}");
+    }
+    let net = FlowNet::new(ctx, &weights).unwrap();
+    let Err(e) = net.with_passes(0) else { panic!("0 passes accepted") };
+    assert!(e.to_string().contains("0 passes"), "{e}");
+}

@@ -8,11 +8,11 @@ use common::{assert_close, gpu, Rng};
 use corrflow::ops::conv::{conv_forward, ConvSpec, ConvWeights};
 use corrflow::ops::correlation::{correlation_forward_naive, CorrelationSpec};
 use corrflow::ops::elementwise::{crop, leaky_relu};
-use corrflow::ops::resize::resize_bilinear;
+use corrflow::ops::resize::{resize_bilinear, warp_bilinear};
 use corrflow::reference::conv::{conv2d_cpu, conv_transpose2d_cpu};
 use corrflow::reference::correlation::correlation_cpu;
 use corrflow::reference::elementwise::{concat_cpu, crop_cpu, leaky_relu_cpu};
-use corrflow::reference::resize::resize_bilinear_cpu;
+use corrflow::reference::resize::{resize_bilinear_cpu, warp_bilinear_cpu};
 use corrflow::HostTensor;
 
 const ABS: f32 = 1e-4;
@@ -173,6 +173,65 @@ fn resize_bilinear_matches_cpu() {
             1e-5,
         );
     }
+}
+
+/// Accumulating into the destination adds the resized source to what it held.
+#[test]
+fn resize_bilinear_accumulates() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(29);
+    let (x, prior) = (rng.tensor([1, 2, 12, 16]), rng.tensor([1, 2, 48, 64]));
+    let src = ctx.upload("src", &x).unwrap();
+    let dst = ctx.upload("dst", &prior).unwrap();
+    let mut rec = ctx.recorder("resize add");
+    corrflow::ops::resize::resize_bilinear_into(&mut rec, &src, &dst, 20.0, true).unwrap();
+    rec.submit().unwrap();
+    let resized = resize_bilinear_cpu(&x, 48, 64, 20.0);
+    let expected: Vec<f32> = resized.data.iter().zip(&prior.data).map(|(r, p)| r + p).collect();
+    assert_close("resize accumulate", &ctx.download(&dst).unwrap().data, &expected, 1e-5, 1e-5);
+}
+
+/// The backward warp against its CPU reference: random images and flows of up to 3x the image size (so
+/// samples fall past every border), a flow scale that is not 1, batch 2, and NaN in the output buffer
+/// beforehand (every pixel must be written).
+#[test]
+fn warp_bilinear_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(31);
+    for (shape, reach, scale) in
+        [([2, 3, 17, 23], 5.0, (1.0, 1.0)), ([1, 1, 9, 40], 60.0, (0.75, 1.25)), ([1, 3, 1, 1], 2.0, (1.0, 1.0))]
+    {
+        let [n, _, h, w] = shape;
+        let x = rng.tensor(shape);
+        let mut flow = rng.tensor([n, 2, h, w]);
+        flow.data.iter_mut().for_each(|v| *v *= reach);
+        let (src, fl) = (ctx.upload("src", &x).unwrap(), ctx.upload("flow", &flow).unwrap());
+        let dst = ctx.tensor("dst", shape).unwrap();
+        ctx.fill(&dst, f32::NAN).unwrap();
+        let mut rec = ctx.recorder("warp");
+        warp_bilinear(&mut rec, &src, &fl, &dst, scale).unwrap();
+        rec.submit().unwrap();
+        let expected = warp_bilinear_cpu(&x, &flow, scale);
+        assert_close(&format!("warp {shape:?}"), &ctx.download(&dst).unwrap().data, &expected.data, 1e-5, 1e-5);
+    }
+    // Shapes that do not agree are refused.
+    let img = ctx.tensor("img", [1, 3, 8, 8]).unwrap();
+    let bad_flow = ctx.tensor("flow", [1, 2, 8, 7]).unwrap();
+    let mut rec = ctx.recorder("warp bad");
+    assert!(warp_bilinear(&mut rec, &img, &bad_flow, &img, (1.0, 1.0)).is_err());
+}
+
+/// Derived by hand: a whole-pixel flow shifts the image, the edge pixel repeating past the border; half a
+/// pixel averages neighbours.
+#[test]
+fn warp_cpu_reference_is_exact_on_known_values() {
+    let x = HostTensor::new([1, 1, 1, 4], vec![1.0, 2.0, 4.0, 8.0]).unwrap();
+    let shift = |u: f32| HostTensor::new([1, 2, 1, 4], vec![u, u, u, u, 0.0, 0.0, 0.0, 0.0]).unwrap();
+    assert_eq!(warp_bilinear_cpu(&x, &shift(1.0), (1.0, 1.0)).data, vec![2.0, 4.0, 8.0, 8.0]);
+    assert_eq!(warp_bilinear_cpu(&x, &shift(-2.0), (1.0, 1.0)).data, vec![1.0, 1.0, 1.0, 2.0]);
+    assert_eq!(warp_bilinear_cpu(&x, &shift(0.5), (1.0, 1.0)).data, vec![1.5, 3.0, 6.0, 8.0]);
+    // The scale converts units: u = 2 at scale 0.5 is one pixel.
+    assert_eq!(warp_bilinear_cpu(&x, &shift(2.0), (0.5, 1.0)).data, vec![2.0, 4.0, 8.0, 8.0]);
 }
 
 #[test]

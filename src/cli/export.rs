@@ -8,6 +8,9 @@
 //!   descriptor may move by more than `--tolerance` (Euclidean distance between unit descriptors) from the f32
 //!   one on held-out synthetic pairs, and the matches are reported; else nothing is written.
 //!
+//! `--passes N` stores the passes the model runs by default (see `FlowNet::with_passes`) in its metadata; the
+//! f16 check measures the flow with them.
+//!
 //! The measured figure is printed and stored in the model's metadata (`f16_check_px` with the pair it was
 //! measured on, or `f16_check_change`): a pass near the bound can flip between runs of the check.
 
@@ -46,6 +49,12 @@ pub struct ExportArgs {
     /// |d_f16 - d_f32| of any unit descriptor.
     #[arg(long, default_value_t = 0.01)]
     tolerance: f64,
+    /// FlowNet: the passes the model is meant to run (1 to 8, stored as its `passes` metadata; `corrflow
+    /// flow` and `FlowNet::new` use it): each after the first warps frame B by the flow so far and adds the
+    /// flow found between A and the warped B. Choose it on held-out pairs (`corrflow eval DIR --passes N`).
+    /// The f16 check measures the flow with these passes.
+    #[arg(long)]
+    passes: Option<usize>,
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -53,9 +62,23 @@ pub fn run(args: ExportArgs) -> Result<()> {
     corrflow::io::check_distinct(&args.src, &[&args.out])?;
     let weights = load_sources(&args.src)?;
     if weights.contains("head.weight") || DescriptorEnsemble::is_ensemble(&weights) {
+        if args.passes.is_some() {
+            return Err(Error::InvalidParam {
+                op: "export",
+                message: "--passes is for FlowNet models; this is a descriptor: leave it out".into(),
+            });
+        }
         return export_descriptor(&args, weights);
     }
     let arch = corrflow::models::Arch::infer(&weights)?;
+    let weights = match args.passes {
+        Some(p) => {
+            super::flow::choose_passes(&weights, Some(p))?;
+            weights.with_metadata("passes", p)
+        }
+        None => weights,
+    };
+    let passes = corrflow::models::flownet::passes_in(&weights)?;
     corrflow::io::check_output(&args.out)?;
     let check_root = match &args.check_data {
         Some(p) if p.as_os_str() == "none" => None,
@@ -121,11 +144,12 @@ pub fn run(args: ExportArgs) -> Result<()> {
     corrflow::io::write_atomic(&args.out, &bytes)?;
     let kept: usize = keep_f32.iter().map(|n| weights.numel(n)).sum();
     say!(
-        "wrote {} ({} width {}, {} parameters, {}, {:.1} MB)",
+        "wrote {} ({} width {}, {} parameters, {}, {}, {:.1} MB)",
         args.out.display(),
         arch.variant,
         arch.width,
         arch.num_params(),
+        super::flow::passes_text(passes),
         match (args.f32, kept) {
             (true, _) => "f32".to_string(),
             (false, 0) => "f16".to_string(),

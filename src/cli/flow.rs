@@ -28,6 +28,10 @@ pub struct FlowArgs {
     /// Ground-truth flow (.flo, or KITTI .png) to report EPE, AE and Fl-all against.
     #[arg(long)]
     gt: Option<PathBuf>,
+    /// Passes of the network (1 to 8): each after the first warps frame B by the flow so far and adds the
+    /// flow found between A and the warped B. Default: what the model file says (the embedded model: 3).
+    #[arg(long)]
+    passes: Option<usize>,
 }
 
 fn read_gt(path: &Path) -> Result<(Flow, Option<Vec<bool>>)> {
@@ -60,8 +64,26 @@ pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
     }
 }
 
+/// `--passes` if given (checked), else the model's own (its metadata; 1 when it says nothing).
+pub(crate) fn choose_passes(weights: &Weights, given: Option<usize>) -> Result<usize> {
+    let max = corrflow::models::flownet::MAX_PASSES;
+    match given {
+        Some(p) if !(1..=max).contains(&p) => Err(Error::InvalidParam {
+            op: "flow",
+            message: format!("--passes {p}: give 1 (the network once) to {max}"),
+        }),
+        Some(p) => Ok(p),
+        None => corrflow::models::flownet::passes_in(weights),
+    }
+}
+
+/// "1 pass", "3 passes".
+pub(crate) fn passes_text(passes: usize) -> String {
+    format!("{passes} pass{}", if passes == 1 { "" } else { "es" })
+}
+
 pub fn run(args: FlowArgs) -> Result<()> {
-    let FlowArgs { a, b, weights: weights_path, out, png, gt: gt_path } = args;
+    let FlowArgs { a, b, weights: weights_path, out, png, gt: gt_path, passes } = args;
     // Everything is read and checked before the GPU work: frames decoded, weights parsed and matched to a
     // network, ground truth read and its size compared with the frames', outputs writable.
     let t_load = Instant::now();
@@ -91,6 +113,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     }
     let (weights, source) = choose_weights(weights_path.as_deref())?;
     let arch = corrflow::models::flownet::Arch::infer(&weights)?;
+    let passes = choose_passes(&weights, passes)?;
     let gt = match &gt_path {
         Some(p) => Some(read_gt(p)?),
         None => demo_gt.map(|f| (f, None)),
@@ -115,8 +138,14 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let outputs = OutputSet::check(&inputs, &[&out, &png])?;
 
     let (ctx, first_run) = super::open_context(false)?;
-    let net = FlowNet::new(&ctx, &weights)?;
-    say!("network: {} width {} ({} parameters) from {source}", arch.variant, arch.width, arch.num_params());
+    let net = FlowNet::new(&ctx, &weights)?.with_passes(passes)?;
+    say!(
+        "network: {} width {} ({} parameters) from {source}, {}",
+        arch.variant,
+        arch.width,
+        arch.num_params(),
+        passes_text(passes)
+    );
     let load_time = t_load.elapsed();
     let report = net.estimate_report(&ctx, &frame_a, &frame_b)?;
     let flow = &report.flow;

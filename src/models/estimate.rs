@@ -1,6 +1,11 @@
 //! Flow between two images of any size: frames are normalised as FLOWNET.md says, resized to the next
 //! multiple of 64, run through the network, and flow2 is upsampled (bilinear, align_corners = false) back
 //! to the frames' size with u, v rescaled to the original pixel grid.
+//!
+//! With [`FlowNet::passes`] above 1, each further pass warps frame B by the flow so far (bilinear, at the
+//! frames' size, `ops::resize::warp_bilinear`) and adds the flow the same network finds between frame A and
+//! the warped B: the residual motion is small, where the network is most accurate (the stacking of FlowNet
+//! 2.0, Ilg et al. 2017, §4, with one network run again rather than several trained in sequence).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::flownet::{FlowNet, Variant, DIV_FLOW, RGB_MEAN, SIZE_MULTIPLE};
 use crate::error::{Error, Result};
 use crate::flow::Flow;
-use crate::ops::resize::resize_bilinear;
+use crate::ops::resize::{resize_bilinear, resize_bilinear_into, warp_bilinear};
 use crate::runtime::{Context, HostTensor, Tensor};
 
 pub use crate::io::decode_frame;
@@ -24,7 +29,8 @@ pub fn load_frame(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
 #[derive(Clone, Debug)]
 pub struct EstimateReport {
     pub flow: Flow,
-    /// (stage, wall time) in order: prepare (normalise + upload + resize), network, upsample + readback.
+    /// (stage, wall time) in order: prepare (normalise + upload + resize), network (every pass, with the
+    /// warps and the flow's upsampling), readback.
     pub stages: Vec<(&'static str, Duration)>,
     /// The size the network ran at (multiples of 64).
     pub network_size: (usize, usize),
@@ -102,45 +108,68 @@ impl FlowNet {
             ctx.check_fits(name, shape).map_err(hint)?;
         }
         let t0 = Instant::now();
-        let prep = |img: &image::DynamicImage, name: &str| -> Result<Tensor> {
-            let host = normalise(img);
-            let t = ctx.upload(name, &host)?;
+        let a_full = ctx.upload("frame_a", &normalise(frame_a)).map_err(hint)?;
+        let b_full = ctx.upload("frame_b", &normalise(frame_b)).map_err(hint)?;
+        // A frame at the network's size (a resized copy unless the frames already have it).
+        let to_network = |t: &Tensor, name: &str| -> Result<Tensor> {
             if (nh, nw) == (h, w) {
-                return Ok(t);
+                return Ok(t.clone());
             }
             let r = ctx.tensor(name, [1, 3, nh, nw])?;
             let mut rec = ctx.recorder("resize frames");
-            resize_bilinear(&mut rec, &t, &r, 1.0)?;
+            resize_bilinear(&mut rec, t, &r, 1.0)?;
             rec.submit()?;
             Ok(r)
         };
-        let a = prep(frame_a, "frame_a").map_err(hint)?;
-        let b = prep(frame_b, "frame_b").map_err(hint)?;
-        let (input_a, input_b) = match self.arch().variant {
-            Variant::C => (a, Some(b)),
-            Variant::S => {
-                // FlowNetS takes the frames stacked along channels: [a, b] = 6 channels.
-                let ab = ctx.tensor("frames", [1, 6, nh, nw]).map_err(hint)?;
-                let mut rec = ctx.recorder("stack frames");
-                let bytes = a.bytes();
-                rec.copy(a.buffer(), 0, ab.buffer(), 0, bytes);
-                rec.copy(b.buffer(), 0, ab.buffer(), bytes, bytes);
-                rec.submit()?;
-                (ab, None)
+        let a = to_network(&a_full, "frame_a").map_err(hint)?;
+        let stacked = match self.arch().variant {
+            // FlowNetS takes the frames stacked along channels: [a, b] = 6 channels.
+            Variant::S => Some(ctx.tensor("frames", [1, 6, nh, nw]).map_err(hint)?),
+            Variant::C => None,
+        };
+        // The network's inputs with `b` as the second frame.
+        let inputs = |b: Tensor| -> Result<(Tensor, Option<Tensor>)> {
+            match &stacked {
+                None => Ok((a.clone(), Some(b))),
+                Some(ab) => {
+                    let mut rec = ctx.recorder("stack frames");
+                    let bytes = a.bytes();
+                    rec.copy(a.buffer(), 0, ab.buffer(), 0, bytes);
+                    rec.copy(b.buffer(), 0, ab.buffer(), bytes, bytes);
+                    rec.submit()?;
+                    Ok((ab.clone(), None))
+                }
             }
         };
         ctx.wait()?;
         let t1 = Instant::now();
-        let pyramid = self.forward(ctx, &input_a, input_b.as_ref()).map_err(hint)?;
-        let t2 = Instant::now();
-        // Full-resolution flow = bilinear upsample of DIV_FLOW * flow2 straight to the frame size.
+        // Full-resolution flow = bilinear upsample of DIV_FLOW * flow2 straight to the frame size, in the
+        // network grid's pixels until the readback. Each refinement pass warps frame B by the flow so far
+        // (at the frames' size) and adds the flow the network finds between A and the warped B.
         let full = ctx.tensor("flow", [1, 2, h, w]).map_err(hint)?;
-        let mut rec = ctx.recorder("upsample flow");
-        resize_bilinear(&mut rec, &pyramid.flow2, &full, DIV_FLOW)?;
-        rec.submit()?;
+        let (su, sv) = (w as f32 / nw as f32, h as f32 / nh as f32);
+        let warped =
+            if self.passes() > 1 { Some(ctx.tensor("frame_b_warped", [1, 3, h, w]).map_err(hint)?) } else { None };
+        for pass in 0..self.passes() {
+            let b = match (&warped, pass) {
+                (Some(wb), 1..) => {
+                    let mut rec = ctx.recorder("warp frame b");
+                    warp_bilinear(&mut rec, &b_full, &full, wb, (su, sv))?;
+                    rec.submit()?;
+                    to_network(wb, "frame_b_warped")?
+                }
+                _ => to_network(&b_full, "frame_b")?,
+            };
+            let (input_a, input_b) = inputs(b).map_err(hint)?;
+            let pyramid = self.forward(ctx, &input_a, input_b.as_ref()).map_err(hint)?;
+            let mut rec = ctx.recorder("upsample flow");
+            resize_bilinear_into(&mut rec, &pyramid.flow2, &full, DIV_FLOW, pass > 0)?;
+            rec.submit()?;
+        }
+        ctx.wait()?;
+        let t2 = Instant::now();
         let mut planes = ctx.download(&full)?.data;
         // Flow was computed on the nw x nh grid: rescale u and v to the frames' grid.
-        let (su, sv) = (w as f32 / nw as f32, h as f32 / nh as f32);
         let plane = w * h;
         if su != 1.0 || sv != 1.0 {
             planes[..plane].iter_mut().for_each(|u| *u *= su);
@@ -150,7 +179,7 @@ impl FlowNet {
         let t3 = Instant::now();
         Ok(EstimateReport {
             flow,
-            stages: vec![("prepare", t1 - t0), ("network", t2 - t1), ("upsample+readback", t3 - t2)],
+            stages: vec![("prepare", t1 - t0), ("network", t2 - t1), ("readback", t3 - t2)],
             network_size: (nw, nh),
         })
     }

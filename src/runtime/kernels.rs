@@ -79,7 +79,7 @@ use crate::ops::metric::{
     SemihardNegativesParams, TripletParams,
 };
 use crate::ops::optim::AdamParams;
-use crate::ops::resize::ResizeParams;
+use crate::ops::resize::{ResizeParams, WarpParams};
 const NONE: wgpu::Features = wgpu::Features::empty();
 const SUBGROUP: wgpu::Features = wgpu::Features::SUBGROUP;
 
@@ -104,6 +104,7 @@ kernels! {
     Adam = "adam", AdamParams, NONE;
     Crop = "crop", CropParams, NONE;
     ResizeBilinear = "resize_bilinear", ResizeParams, NONE;
+    WarpBilinear = "warp_bilinear", WarpParams, NONE;
     CorrelationForwardNaive = "correlation_forward_naive", CorrelationParams, NONE;
     CorrelationForward = "correlation_forward", CorrelationTiledParams, SUBGROUP;
     CorrelationPack = "correlation_pack", CorrelationPackParams, NONE;

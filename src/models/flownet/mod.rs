@@ -282,13 +282,55 @@ impl<T> Pyramid<T> {
 pub struct FlowNet {
     arch: Arch,
     net: Network,
+    passes: usize,
+}
+
+/// Most passes [`FlowNet::with_passes`] accepts (each costs a forward pass; the shipped model's best is 3).
+pub const MAX_PASSES: usize = 8;
+
+/// The passes a model file asks for: its `passes` metadata entry (written by `corrflow export --passes`),
+/// else 1; an entry that is not a whole number from 1 to [`MAX_PASSES`] is an error naming the file.
+pub fn passes_in(weights: &Weights) -> Result<usize> {
+    match weights.metadata().get("passes") {
+        None => Ok(1),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(p) if (1..=MAX_PASSES).contains(&p) => Ok(p),
+            _ => Err(Error::Weights {
+                path: weights.source.clone(),
+                message: format!(
+                    "metadata `passes` is `{v}`, not a whole number from 1 to {MAX_PASSES} (the flow passes the model is meant to run)"
+                ),
+            }),
+        },
+    }
 }
 
 impl FlowNet {
-    /// Builds the network described by `weights` (variant and width inferred, every tensor checked).
+    /// Builds the network described by `weights` (variant and width inferred, every tensor checked). The
+    /// number of [`FlowNet::passes`] is the weights' `passes` metadata entry (what `corrflow export --passes`
+    /// chose for the model), else 1.
     pub fn new(ctx: &Context, weights: &Weights) -> Result<Self> {
         let arch = Arch::infer(weights)?;
-        Ok(FlowNet { net: Network::new(ctx, arch.graph()?, weights)?, arch })
+        let passes = passes_in(weights)?;
+        Ok(FlowNet { net: Network::new(ctx, arch.graph()?, weights)?, arch, passes })
+    }
+
+    /// Sets how many passes [`FlowNet::estimate`] runs (1 to [`MAX_PASSES`]): the first on the two frames,
+    /// each further one on frame A and frame B warped by the flow so far, adding the flow it finds.
+    pub fn with_passes(mut self, passes: usize) -> Result<Self> {
+        if !(1..=MAX_PASSES).contains(&passes) {
+            return Err(Error::InvalidParam {
+                op: "flownet",
+                message: format!("{passes} passes: give 1 (the network once) to {MAX_PASSES}"),
+            });
+        }
+        self.passes = passes;
+        Ok(self)
+    }
+
+    /// How many passes [`FlowNet::estimate`] runs (see [`FlowNet::with_passes`]).
+    pub fn passes(&self) -> usize {
+        self.passes
     }
 
     /// Loads a safetensors file.
