@@ -1,12 +1,15 @@
-// resize_bilinear: out (+)= value_scale * bilinear_resize(src), align_corners = false (PyTorch's
+// resize_bilinear: out (+)= scale * bilinear_resize(src), align_corners = false (PyTorch's
 // F.interpolate(mode="bilinear")): source coordinate = (dst + 0.5) * in / out - 0.5, clamped below at 0,
 // neighbours clamped to the last row/column. No antialiasing when shrinking (as PyTorch's default).
-// accumulate != 0 adds to what dst holds (a refinement pass's flow onto the total).
+// scale is value_scale on even channels and value_scale_odd on odd ones (a flow's u and v, each converted
+// to the new grid's pixels); accumulate != 0 adds to what dst holds (a refinement pass's flow onto the
+// total).
 //   src [N, C, in_h, in_w] -> dst [N, C, out_h, out_w].
 
 struct Params {
     batch: u32, channels: u32, in_h: u32, in_w: u32,
-    out_h: u32, out_w: u32, value_scale: f32, accumulate: u32,
+    out_h: u32, out_w: u32, value_scale: f32, value_scale_odd: f32,
+    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 override WG: u32 = 256u;
@@ -43,7 +46,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let x1 = u32(ax.y);
     let top = mix(src[r0 + x0], src[r0 + x1], ax.z);
     let bot = mix(src[r1 + x0], src[r1 + x1], ax.z);
-    let v = p.value_scale * mix(top, bot, ay.z);
+    let scale = select(p.value_scale, p.value_scale_odd, (nc % p.channels) % 2u == 1u);
+    let v = scale * mix(top, bot, ay.z);
     if (p.accumulate != 0u) {
         dst[i] += v;
     } else {

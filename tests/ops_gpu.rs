@@ -175,20 +175,35 @@ fn resize_bilinear_matches_cpu() {
     }
 }
 
-/// Accumulating into the destination adds the resized source to what it held.
+/// A flow's resize: even channels (u) scaled by the first factor, odd ones (v) by the second, added to what
+/// the destination held when accumulating, written over it otherwise.
 #[test]
-fn resize_bilinear_accumulates() {
+fn resize_bilinear_scales_u_and_v_and_accumulates() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng::new(29);
-    let (x, prior) = (rng.tensor([1, 2, 12, 16]), rng.tensor([1, 2, 48, 64]));
-    let src = ctx.upload("src", &x).unwrap();
-    let dst = ctx.upload("dst", &prior).unwrap();
-    let mut rec = ctx.recorder("resize add");
-    corrflow::ops::resize::resize_bilinear_into(&mut rec, &src, &dst, 20.0, true).unwrap();
-    rec.submit().unwrap();
-    let resized = resize_bilinear_cpu(&x, 48, 64, 20.0);
-    let expected: Vec<f32> = resized.data.iter().zip(&prior.data).map(|(r, p)| r + p).collect();
-    assert_close("resize accumulate", &ctx.download(&dst).unwrap().data, &expected, 1e-5, 1e-5);
+    let (x, prior) = (rng.tensor([2, 4, 12, 16]), rng.tensor([2, 4, 48, 64]));
+    let (u_scale, v_scale) = (20.0 * 1.25, 20.0 * 0.75);
+    let resized = |s| resize_bilinear_cpu(&x, 48, 64, s);
+    let (ru, rv) = (resized(u_scale), resized(v_scale));
+    let plane = 48 * 64;
+    let scaled: Vec<f32> =
+        (0..ru.data.len()).map(|i| if (i / plane) % 2 == 0 { ru.data[i] } else { rv.data[i] }).collect();
+    for accumulate in [false, true] {
+        let src = ctx.upload("src", &x).unwrap();
+        let dst = ctx.upload("dst", &prior).unwrap();
+        let mut rec = ctx.recorder("resize flow");
+        corrflow::ops::resize::resize_bilinear_into(&mut rec, &src, &dst, (u_scale, v_scale), accumulate).unwrap();
+        rec.submit().unwrap();
+        let expected: Vec<f32> =
+            scaled.iter().zip(&prior.data).map(|(r, p)| if accumulate { r + p } else { *r }).collect();
+        assert_close(
+            &format!("resize flow, accumulate {accumulate}"),
+            &ctx.download(&dst).unwrap().data,
+            &expected,
+            1e-5,
+            1e-5,
+        );
+    }
 }
 
 /// The backward warp against its CPU reference: random images and flows of up to 3x the image size (so

@@ -245,19 +245,19 @@ fn export_checks_f16_and_records_the_figure() {
     // `--passes` is stored with the model, and `corrflow flow` runs what the model says unless told otherwise.
     let two = dir.join("two.safetensors");
     let two_s = two.to_str().unwrap();
-    let (code, stdout, err) = corrflow(&["export", src, "--out", two_s, "--check-data", "none", "--passes", "2"]);
+    let (code, stdout, err) = corrflow(&["export", src, "--out", two_s, "--check-data", "none", "--passes", "0.5,1"]);
     assert_eq!(code, 0, "{stdout}\n{err}");
-    assert!(stdout.contains("2 passes"), "{stdout}");
-    assert_eq!(Weights::load(&two).unwrap().metadata().get("passes").map(String::as_str), Some("2"));
+    assert!(stdout.contains("2 passes at input scales 0.5, 1"), "{stdout}");
+    assert_eq!(Weights::load(&two).unwrap().metadata().get("passes").map(String::as_str), Some("0.5,1"));
     let (flo, png) = (dir.join("f.flo"), dir.join("f.png"));
     let (flo, png) = (flo.to_str().unwrap(), png.to_str().unwrap());
     let (code, stdout, err) = corrflow(&["flow", "--weights", two_s, "--out", flo, "--png", png]);
     assert_eq!(code, 0, "{stdout}\n{err}");
-    assert!(stdout.contains(", 2 passes"), "{stdout}");
+    assert!(stdout.contains(", 2 passes at input scales 0.5, 1\n"), "{stdout}");
     let (code, stdout, err) = corrflow(&["flow", "--weights", two_s, "--out", flo, "--png", png, "--passes", "1"]);
     assert_eq!(code, 0, "{stdout}\n{err}");
     assert!(stdout.contains(", 1 pass\n"), "{stdout}");
-    let (code, _, err) = corrflow(&["flow", "--weights", two_s, "--out", flo, "--png", png, "--passes", "9"]);
+    let (code, _, err) = corrflow(&["flow", "--weights", two_s, "--out", flo, "--png", png, "--passes", "1,x"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--passes 9") && err.contains("1 (the network once) to 8"), "{err}");
+    assert!(err.contains("--passes") && err.contains("`1,x`") && err.contains("0.5,1,1"), "{err}");
 }

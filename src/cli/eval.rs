@@ -21,9 +21,10 @@ pub struct EvalArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// Passes of the network (1 to 8; see `corrflow flow --help`). Default: what the model file says.
+    /// The network's passes, as the input scale of each (`1`, `0.5,1,1`; see `corrflow flow --help`).
+    /// Default: what the model file says.
     #[arg(long)]
-    passes: Option<usize>,
+    passes: Option<String>,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -51,16 +52,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         });
     }
     let (weights, source) = super::flow::choose_weights(args.weights.as_deref())?;
-    let passes = super::flow::choose_passes(&weights, args.passes)?;
+    let passes = super::flow::choose_passes(&weights, args.passes.as_deref())?;
     let (ctx, first_run) = super::open_context(args.json)?;
-    let net = FlowNet::new(&ctx, &weights)?.with_passes(passes)?;
+    let net = FlowNet::new(&ctx, &weights)?.with_passes(passes);
     let arch = net.arch();
     eprintln!(
         "network: {} width {} ({} parameters) from {source}, {}",
         arch.variant,
         arch.width,
         arch.num_params(),
-        super::flow::passes_text(passes)
+        net.passes().describe()
     );
     let report = evaluate_pairs(&ctx, &net, &pairs, |i, n, p| eprintln!("[{}/{n}] {} {}", i + 1, p.dataset, p.name))?;
     say!("{}", if args.json { report.to_json() } else { report.to_table() });

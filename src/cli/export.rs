@@ -8,7 +8,7 @@
 //!   descriptor may move by more than `--tolerance` (Euclidean distance between unit descriptors) from the f32
 //!   one on held-out synthetic pairs, and the matches are reported; else nothing is written.
 //!
-//! `--passes N` stores the passes the model runs by default (see `FlowNet::with_passes`) in its metadata; the
+//! `--passes 0.5,1,1` stores the passes the model runs by default (see `FlowNet::with_passes`) in its metadata; the
 //! f16 check measures the flow with them.
 //!
 //! The measured figure is printed and stored in the model's metadata (`f16_check_px` with the pair it was
@@ -49,12 +49,12 @@ pub struct ExportArgs {
     /// |d_f16 - d_f32| of any unit descriptor.
     #[arg(long, default_value_t = 0.01)]
     tolerance: f64,
-    /// FlowNet: the passes the model is meant to run (1 to 8, stored as its `passes` metadata; `corrflow
-    /// flow` and `FlowNet::new` use it): each after the first warps frame B by the flow so far and adds the
-    /// flow found between A and the warped B. Choose it on held-out pairs (`corrflow eval DIR --passes N`).
-    /// The f16 check measures the flow with these passes.
+    /// FlowNet: the passes the model is meant to run, as the input scale of each (`0.5,1,1`; stored as its
+    /// `passes` metadata, which `corrflow flow` and `FlowNet::new` use): each pass after the first warps
+    /// frame B by the flow so far and adds the flow found between A and the warped B. Choose them on
+    /// held-out pairs (`corrflow eval DIR --passes ...`). The f16 check measures the flow with these passes.
     #[arg(long)]
-    passes: Option<usize>,
+    passes: Option<String>,
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -71,10 +71,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         return export_descriptor(&args, weights);
     }
     let arch = corrflow::models::Arch::infer(&weights)?;
-    let weights = match args.passes {
+    let weights = match &args.passes {
         Some(p) => {
-            super::flow::choose_passes(&weights, Some(p))?;
-            weights.with_metadata("passes", p)
+            let passes = super::flow::choose_passes(&weights, Some(p))?;
+            weights.with_metadata("passes", passes)
         }
         None => weights,
     };
@@ -149,7 +149,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         arch.variant,
         arch.width,
         arch.num_params(),
-        super::flow::passes_text(passes),
+        passes.describe(),
         match (args.f32, kept) {
             (true, _) => "f32".to_string(),
             (false, 0) => "f16".to_string(),

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use corrflow::io::OutputSet;
 use corrflow::metrics::evaluate;
+use corrflow::models::flownet::Passes;
 use corrflow::models::{load_frame, Weights};
 use corrflow::{Error, Flow, FlowNet, Result};
 
@@ -28,10 +29,12 @@ pub struct FlowArgs {
     /// Ground-truth flow (.flo, or KITTI .png) to report EPE, AE and Fl-all against.
     #[arg(long)]
     gt: Option<PathBuf>,
-    /// Passes of the network (1 to 8): each after the first warps frame B by the flow so far and adds the
-    /// flow found between A and the warped B. Default: what the model file says (the embedded model: 3).
+    /// The network's passes, as the input scale of each (`1`: once at the frames' size; `0.5,1,1`: at half
+    /// size, then twice at full size): each pass after the first warps frame B by the flow so far and adds
+    /// the flow found between A and the warped B. Default: what the model file says (the embedded model:
+    /// `0.5,1,1`).
     #[arg(long)]
-    passes: Option<usize>,
+    passes: Option<String>,
 }
 
 fn read_gt(path: &Path) -> Result<(Flow, Option<Vec<bool>>)> {
@@ -64,22 +67,14 @@ pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
     }
 }
 
-/// `--passes` if given (checked), else the model's own (its metadata; 1 when it says nothing).
-pub(crate) fn choose_passes(weights: &Weights, given: Option<usize>) -> Result<usize> {
-    let max = corrflow::models::flownet::MAX_PASSES;
+/// `--passes` if given (checked), else the model's own (its metadata; one pass when it says nothing).
+pub(crate) fn choose_passes(weights: &Weights, given: Option<&str>) -> Result<Passes> {
     match given {
-        Some(p) if !(1..=max).contains(&p) => Err(Error::InvalidParam {
-            op: "flow",
-            message: format!("--passes {p}: give 1 (the network once) to {max}"),
-        }),
-        Some(p) => Ok(p),
+        Some(text) => {
+            Passes::parse(text).map_err(|e| Error::InvalidParam { op: "flow", message: format!("--passes {e}") })
+        }
         None => corrflow::models::flownet::passes_in(weights),
     }
-}
-
-/// "1 pass", "3 passes".
-pub(crate) fn passes_text(passes: usize) -> String {
-    format!("{passes} pass{}", if passes == 1 { "" } else { "es" })
 }
 
 pub fn run(args: FlowArgs) -> Result<()> {
@@ -113,7 +108,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     }
     let (weights, source) = choose_weights(weights_path.as_deref())?;
     let arch = corrflow::models::flownet::Arch::infer(&weights)?;
-    let passes = choose_passes(&weights, passes)?;
+    let passes = choose_passes(&weights, passes.as_deref())?;
     let gt = match &gt_path {
         Some(p) => Some(read_gt(p)?),
         None => demo_gt.map(|f| (f, None)),
@@ -138,13 +133,13 @@ pub fn run(args: FlowArgs) -> Result<()> {
     let outputs = OutputSet::check(&inputs, &[&out, &png])?;
 
     let (ctx, first_run) = super::open_context(false)?;
-    let net = FlowNet::new(&ctx, &weights)?.with_passes(passes)?;
+    let net = FlowNet::new(&ctx, &weights)?.with_passes(passes);
     say!(
         "network: {} width {} ({} parameters) from {source}, {}",
         arch.variant,
         arch.width,
         arch.num_params(),
-        passes_text(passes)
+        net.passes().describe()
     );
     let load_time = t_load.elapsed();
     let report = net.estimate_report(&ctx, &frame_a, &frame_b)?;

@@ -2,10 +2,11 @@
 //! multiple of 64, run through the network, and flow2 is upsampled (bilinear, align_corners = false) back
 //! to the frames' size with u, v rescaled to the original pixel grid.
 //!
-//! With [`FlowNet::passes`] above 1, each further pass warps frame B by the flow so far (bilinear, at the
+//! With several [`FlowNet::passes`], each further pass warps frame B by the flow so far (bilinear, at the
 //! frames' size, `ops::resize::warp_bilinear`) and adds the flow the same network finds between frame A and
 //! the warped B: the residual motion is small, where the network is most accurate (the stacking of FlowNet
-//! 2.0, Ilg et al. 2017, §4, with one network run again rather than several trained in sequence).
+//! 2.0, Ilg et al. 2017, §4, with one network run again rather than several trained in sequence). Each pass
+//! has its input scale: a first pass at half size sees large motions halved (coarse to fine).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ pub struct EstimateReport {
     /// (stage, wall time) in order: prepare (normalise + upload + resize), network (every pass, with the
     /// warps and the flow's upsampling), readback.
     pub stages: Vec<(&'static str, Duration)>,
-    /// The size the network ran at (multiples of 64).
+    /// The size the network ran at (multiples of 64; the largest of the passes').
     pub network_size: (usize, usize),
 }
 
@@ -88,7 +89,18 @@ impl FlowNet {
         if w == 0 || h == 0 {
             return Err(Error::Mismatch { message: "a frame is empty (0 pixels)".into() });
         }
-        let (nh, nw) = (network_side(h), network_side(w));
+        // The network's input size of each pass: the frames scaled by the pass's scale, rounded up to the
+        // network's multiple.
+        let sizes: Vec<(usize, usize)> = self
+            .passes()
+            .scales()
+            .iter()
+            .map(|&s| {
+                let side = |n: usize| network_side(((n as f64 * s as f64).round() as usize).max(1));
+                (side(h), side(w))
+            })
+            .collect();
+        let (nh, nw) = sizes.iter().fold((0, 0), |m, &(a, b)| (m.0.max(a), m.1.max(b)));
         let hint = |e: Error| {
             match e {
             Error::TooLarge { name, shape, bytes, limit, adapter, .. } => Error::TooLarge {
@@ -110,72 +122,62 @@ impl FlowNet {
         let t0 = Instant::now();
         let a_full = ctx.upload("frame_a", &normalise(frame_a)).map_err(hint)?;
         let b_full = ctx.upload("frame_b", &normalise(frame_b)).map_err(hint)?;
-        // A frame at the network's size (a resized copy unless the frames already have it).
-        let to_network = |t: &Tensor, name: &str| -> Result<Tensor> {
-            if (nh, nw) == (h, w) {
+        // A frame at a pass's input size (a resized copy unless the frames already have it).
+        let resized = |t: &Tensor, name: &str, (ph, pw): (usize, usize)| -> Result<Tensor> {
+            if (ph, pw) == (h, w) {
                 return Ok(t.clone());
             }
-            let r = ctx.tensor(name, [1, 3, nh, nw])?;
+            let r = ctx.tensor(name, [1, 3, ph, pw])?;
             let mut rec = ctx.recorder("resize frames");
             resize_bilinear(&mut rec, t, &r, 1.0)?;
             rec.submit()?;
             Ok(r)
         };
-        let a = to_network(&a_full, "frame_a").map_err(hint)?;
-        let stacked = match self.arch().variant {
-            // FlowNetS takes the frames stacked along channels: [a, b] = 6 channels.
-            Variant::S => Some(ctx.tensor("frames", [1, 6, nh, nw]).map_err(hint)?),
-            Variant::C => None,
-        };
-        // The network's inputs with `b` as the second frame.
-        let inputs = |b: Tensor| -> Result<(Tensor, Option<Tensor>)> {
-            match &stacked {
-                None => Ok((a.clone(), Some(b))),
-                Some(ab) => {
+        // The network's inputs for frames `a` and `b` (FlowNetS: stacked along channels, 6 channels).
+        let inputs = |a: Tensor, b: Tensor, (ph, pw): (usize, usize)| -> Result<(Tensor, Option<Tensor>)> {
+            match self.arch().variant {
+                Variant::C => Ok((a, Some(b))),
+                Variant::S => {
+                    let ab = ctx.tensor("frames", [1, 6, ph, pw])?;
                     let mut rec = ctx.recorder("stack frames");
                     let bytes = a.bytes();
                     rec.copy(a.buffer(), 0, ab.buffer(), 0, bytes);
                     rec.copy(b.buffer(), 0, ab.buffer(), bytes, bytes);
                     rec.submit()?;
-                    Ok((ab.clone(), None))
+                    Ok((ab, None))
                 }
             }
         };
         ctx.wait()?;
         let t1 = Instant::now();
-        // Full-resolution flow = bilinear upsample of DIV_FLOW * flow2 straight to the frame size, in the
-        // network grid's pixels until the readback. Each refinement pass warps frame B by the flow so far
-        // (at the frames' size) and adds the flow the network finds between A and the warped B.
+        // Full-resolution flow (in the frames' pixels) = bilinear upsample of DIV_FLOW * flow2 straight to
+        // the frames' size, u and v rescaled from the pass's grid. Each pass after the first warps frame B
+        // by the flow so far and adds the flow the network finds between A and the warped B.
         let full = ctx.tensor("flow", [1, 2, h, w]).map_err(hint)?;
-        let (su, sv) = (w as f32 / nw as f32, h as f32 / nh as f32);
         let warped =
-            if self.passes() > 1 { Some(ctx.tensor("frame_b_warped", [1, 3, h, w]).map_err(hint)?) } else { None };
-        for pass in 0..self.passes() {
-            let b = match (&warped, pass) {
+            if sizes.len() > 1 { Some(ctx.tensor("frame_b_warped", [1, 3, h, w]).map_err(hint)?) } else { None };
+        for (pass, &(ph, pw)) in sizes.iter().enumerate() {
+            let b_pass = match (&warped, pass) {
                 (Some(wb), 1..) => {
                     let mut rec = ctx.recorder("warp frame b");
-                    warp_bilinear(&mut rec, &b_full, &full, wb, (su, sv))?;
+                    warp_bilinear(&mut rec, &b_full, &full, wb, (1.0, 1.0))?;
                     rec.submit()?;
-                    to_network(wb, "frame_b_warped")?
+                    wb
                 }
-                _ => to_network(&b_full, "frame_b")?,
+                _ => &b_full,
             };
-            let (input_a, input_b) = inputs(b).map_err(hint)?;
+            let a = resized(&a_full, "frame_a", (ph, pw)).map_err(hint)?;
+            let b = resized(b_pass, "frame_b", (ph, pw)).map_err(hint)?;
+            let (input_a, input_b) = inputs(a, b, (ph, pw)).map_err(hint)?;
             let pyramid = self.forward(ctx, &input_a, input_b.as_ref()).map_err(hint)?;
+            let scale = (DIV_FLOW * w as f32 / pw as f32, DIV_FLOW * h as f32 / ph as f32);
             let mut rec = ctx.recorder("upsample flow");
-            resize_bilinear_into(&mut rec, &pyramid.flow2, &full, DIV_FLOW, pass > 0)?;
+            resize_bilinear_into(&mut rec, &pyramid.flow2, &full, scale, pass > 0)?;
             rec.submit()?;
         }
         ctx.wait()?;
         let t2 = Instant::now();
-        let mut planes = ctx.download(&full)?.data;
-        // Flow was computed on the nw x nh grid: rescale u and v to the frames' grid.
-        let plane = w * h;
-        if su != 1.0 || sv != 1.0 {
-            planes[..plane].iter_mut().for_each(|u| *u *= su);
-            planes[plane..].iter_mut().for_each(|v| *v *= sv);
-        }
-        let flow = Flow::from_planes(w, h, &planes)?;
+        let flow = Flow::from_planes(w, h, &ctx.download(&full)?.data)?;
         let t3 = Instant::now();
         Ok(EstimateReport {
             flow,

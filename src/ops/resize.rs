@@ -14,21 +14,26 @@ gpu_params! {
         pub out_h: u32,
         pub out_w: u32,
         pub value_scale: f32,
+        pub value_scale_odd: f32,
         pub accumulate: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+        pub _pad2: u32,
     }
 }
 
 /// Resizes `src` to `dst`'s height and width and multiplies every value by `value_scale`.
 pub fn resize_bilinear(rec: &mut Recorder<'_>, src: &Tensor, dst: &Tensor, value_scale: f32) -> Result<()> {
-    resize_bilinear_into(rec, src, dst, value_scale, false)
+    resize_bilinear_into(rec, src, dst, (value_scale, value_scale), false)
 }
 
-/// [`resize_bilinear`], adding to what `dst` holds when `accumulate` (`dst += value_scale * resize(src)`).
+/// [`resize_bilinear`] with `scale.0` on even channels and `scale.1` on odd ones (a flow field's u and v,
+/// each converted to the new grid's pixels), adding to what `dst` holds when `accumulate`.
 pub fn resize_bilinear_into(
     rec: &mut Recorder<'_>,
     src: &Tensor,
     dst: &Tensor,
-    value_scale: f32,
+    scale: (f32, f32),
     accumulate: bool,
 ) -> Result<()> {
     let op = "resize_bilinear";
@@ -50,8 +55,12 @@ pub fn resize_bilinear_into(
         in_w: u32_of(op, "in_w", iw)?,
         out_h: u32_of(op, "out_h", oh)?,
         out_w: u32_of(op, "out_w", ow)?,
-        value_scale,
+        value_scale: scale.0,
+        value_scale_odd: scale.1,
         accumulate: accumulate as u32,
+        _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     };
     u32_of(op, "elements", dst.numel())?;
     let groups = grid_1d(rec, dst.numel(), 256);

@@ -282,55 +282,113 @@ impl<T> Pyramid<T> {
 pub struct FlowNet {
     arch: Arch,
     net: Network,
-    passes: usize,
+    passes: Passes,
 }
 
-/// Most passes [`FlowNet::with_passes`] accepts (each costs a forward pass; the shipped model's best is 3).
-pub const MAX_PASSES: usize = 8;
+/// The passes of [`FlowNet::estimate`]: the input scale of each, in order (1 = the frames' size, 0.5 = half
+/// of it, rounded up to the network's multiple of 64). The first pass runs on the two frames; each further
+/// one on frame A and frame B warped by the flow so far, adding the flow it finds. Written as the scales
+/// joined by commas (`0.5,1,1`), as `corrflow flow --passes` takes them and a model file's `passes` metadata
+/// holds them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Passes(Vec<f32>);
 
-/// The passes a model file asks for: its `passes` metadata entry (written by `corrflow export --passes`),
-/// else 1; an entry that is not a whole number from 1 to [`MAX_PASSES`] is an error naming the file.
-pub fn passes_in(weights: &Weights) -> Result<usize> {
-    match weights.metadata().get("passes") {
-        None => Ok(1),
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(p) if (1..=MAX_PASSES).contains(&p) => Ok(p),
-            _ => Err(Error::Weights {
-                path: weights.source.clone(),
+/// Most passes a [`Passes`] may hold (each costs a forward pass).
+pub const MAX_PASSES: usize = 8;
+/// Smallest and largest input scale of a pass.
+pub const PASS_SCALES: (f32, f32) = (0.125, 2.0);
+
+impl Passes {
+    /// The network once, on the frames at their size.
+    pub fn single() -> Passes {
+        Passes(vec![1.0])
+    }
+
+    /// 1 to [`MAX_PASSES`] scales, each within [`PASS_SCALES`].
+    pub fn new(scales: Vec<f32>) -> Result<Passes> {
+        let (lo, hi) = PASS_SCALES;
+        if scales.is_empty() || scales.len() > MAX_PASSES || scales.iter().any(|s| !(lo..=hi).contains(s)) {
+            return Err(Error::InvalidParam {
+                op: "flownet passes",
                 message: format!(
-                    "metadata `passes` is `{v}`, not a whole number from 1 to {MAX_PASSES} (the flow passes the model is meant to run)"
+                    "{:?}: give 1 to {MAX_PASSES} input scales from {lo} to {hi}, one per pass (e.g. `1`, or `0.5,1,1`)",
+                    scales
+                ),
+            });
+        }
+        Ok(Passes(scales))
+    }
+
+    /// Parses `0.5,1,1` (see [`Passes::new`]).
+    pub fn parse(text: &str) -> Result<Passes> {
+        let scales = text.split(',').map(|v| v.trim().parse::<f32>()).collect::<std::result::Result<Vec<_>, _>>();
+        match scales {
+            Ok(s) => Passes::new(s),
+            Err(_) => Err(Error::InvalidParam {
+                op: "flownet passes",
+                message: format!(
+                    "`{text}`: give the input scale of each pass, separated by commas (e.g. `1`, or `0.5,1,1`)"
                 ),
             }),
-        },
+        }
+    }
+
+    /// The input scale of each pass, in order.
+    pub fn scales(&self) -> &[f32] {
+        &self.0
+    }
+
+    /// `1 pass`, `3 passes at input scales 0.5, 1, 1`.
+    pub fn describe(&self) -> String {
+        match self.0.as_slice() {
+            [s] if *s == 1.0 => "1 pass".to_string(),
+            [s] => format!("1 pass at input scale {s}"),
+            v => format!(
+                "{} passes at input scales {}",
+                v.len(),
+                v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Passes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(","))
+    }
+}
+
+/// The passes a model file asks for: its `passes` metadata entry (written by `corrflow export --passes`),
+/// else one; an entry [`Passes::parse`] refuses is an error naming the file.
+pub fn passes_in(weights: &Weights) -> Result<Passes> {
+    match weights.metadata().get("passes") {
+        None => Ok(Passes::single()),
+        Some(v) => Passes::parse(v).map_err(|e| Error::Weights {
+            path: weights.source.clone(),
+            message: format!("metadata `passes` (the passes the model is meant to run) is not valid: {e}"),
+        }),
     }
 }
 
 impl FlowNet {
     /// Builds the network described by `weights` (variant and width inferred, every tensor checked). The
-    /// number of [`FlowNet::passes`] is the weights' `passes` metadata entry (what `corrflow export --passes`
-    /// chose for the model), else 1.
+    /// [`FlowNet::passes`] are the weights' `passes` metadata entry (what `corrflow export --passes` chose for
+    /// the model), else one pass.
     pub fn new(ctx: &Context, weights: &Weights) -> Result<Self> {
         let arch = Arch::infer(weights)?;
         let passes = passes_in(weights)?;
         Ok(FlowNet { net: Network::new(ctx, arch.graph()?, weights)?, arch, passes })
     }
 
-    /// Sets how many passes [`FlowNet::estimate`] runs (1 to [`MAX_PASSES`]): the first on the two frames,
-    /// each further one on frame A and frame B warped by the flow so far, adding the flow it finds.
-    pub fn with_passes(mut self, passes: usize) -> Result<Self> {
-        if !(1..=MAX_PASSES).contains(&passes) {
-            return Err(Error::InvalidParam {
-                op: "flownet",
-                message: format!("{passes} passes: give 1 (the network once) to {MAX_PASSES}"),
-            });
-        }
+    /// Sets the passes [`FlowNet::estimate`] runs (see [`Passes`]).
+    pub fn with_passes(mut self, passes: Passes) -> Self {
         self.passes = passes;
-        Ok(self)
+        self
     }
 
-    /// How many passes [`FlowNet::estimate`] runs (see [`FlowNet::with_passes`]).
-    pub fn passes(&self) -> usize {
-        self.passes
+    /// The passes [`FlowNet::estimate`] runs: the model file's, unless [`FlowNet::with_passes`] set others.
+    pub fn passes(&self) -> &Passes {
+        &self.passes
     }
 
     /// Loads a safetensors file.
