@@ -22,5 +22,5 @@ pub mod viz;
 pub use error::{Error, Result};
 pub use flow::Flow;
 pub use host::{HostTensor, Tensor64};
-pub use models::{FlowNet, Weights};
+pub use models::{FlowNet, Passes, Weights};
 pub use runtime::{Context, Tensor};

@@ -9,5 +9,5 @@ pub mod weights;
 
 pub use descriptor::Descriptor;
 pub use estimate::{decode_frame, load_frame, EstimateReport};
-pub use flownet::{Arch, FlowNet, Pyramid, Variant};
+pub use flownet::{Arch, FlowNet, Passes, Pyramid, Variant};
 pub use weights::{StoreAs, Weights};
