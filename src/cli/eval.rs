@@ -52,7 +52,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         });
     }
     let (weights, source) = super::flow::choose_weights(args.weights.as_deref())?;
-    let passes = super::flow::choose_passes(&weights, args.passes.as_deref())?;
+    let passes = super::flow::choose_passes("eval", &weights, args.passes.as_deref())?;
     let (ctx, first_run) = super::open_context(args.json)?;
     let net = FlowNet::new(&ctx, &weights)?.with_passes(passes);
     let arch = net.arch();

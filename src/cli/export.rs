@@ -73,7 +73,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let arch = corrflow::models::Arch::infer(&weights)?;
     let weights = match &args.passes {
         Some(p) => {
-            let passes = super::flow::choose_passes(&weights, Some(p))?;
+            let passes = super::flow::choose_passes("export", &weights, Some(p))?;
             weights.with_metadata("passes", passes)
         }
         None => weights,

@@ -68,11 +68,15 @@ pub(crate) fn choose_weights(path: Option<&Path>) -> Result<(Weights, String)> {
 }
 
 /// `--passes` if given (checked), else the model's own (its metadata; one pass when it says nothing).
-pub(crate) fn choose_passes(weights: &Weights, given: Option<&str>) -> Result<Passes> {
+pub(crate) fn choose_passes(op: &'static str, weights: &Weights, given: Option<&str>) -> Result<Passes> {
     match given {
-        Some(text) => {
-            Passes::parse(text).map_err(|e| Error::InvalidParam { op: "flow", message: format!("--passes {e}") })
-        }
+        Some(text) => Passes::parse(text).map_err(|e| {
+            let why = match e {
+                Error::InvalidParam { message, .. } => message,
+                e => e.to_string(),
+            };
+            Error::InvalidParam { op, message: format!("--passes {why}") }
+        }),
         None => corrflow::models::flownet::passes_in(weights),
     }
 }
@@ -108,7 +112,7 @@ pub fn run(args: FlowArgs) -> Result<()> {
     }
     let (weights, source) = choose_weights(weights_path.as_deref())?;
     let arch = corrflow::models::flownet::Arch::infer(&weights)?;
-    let passes = choose_passes(&weights, passes.as_deref())?;
+    let passes = choose_passes("flow", &weights, passes.as_deref())?;
     let gt = match &gt_path {
         Some(p) => Some(read_gt(p)?),
         None => demo_gt.map(|f| (f, None)),

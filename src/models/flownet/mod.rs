@@ -311,8 +311,8 @@ impl Passes {
             return Err(Error::InvalidParam {
                 op: "flownet passes",
                 message: format!(
-                    "{:?}: give 1 to {MAX_PASSES} input scales from {lo} to {hi}, one per pass (e.g. `1`, or `0.5,1,1`)",
-                    scales
+                    "`{}`: give 1 to {MAX_PASSES} input scales from {lo} to {hi}, one per pass (e.g. `1`, or `0.5,1,1`)",
+                    Passes(scales)
                 ),
             });
         }
