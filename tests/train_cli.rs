@@ -243,12 +243,17 @@ fn export_checks_f16_and_records_the_figure() {
     }
 
     // `--passes` is stored with the model, and `corrflow flow` runs what the model says unless told otherwise.
+    // Re-exported without a check, the mixed model loses its now stale check figure and f32 list.
     let two = dir.join("two.safetensors");
     let two_s = two.to_str().unwrap();
-    let (code, stdout, err) = corrflow(&["export", src, "--out", two_s, "--check-data", "none", "--passes", "0.5,1"]);
+    let mixed_s = mixed.to_str().unwrap();
+    let (code, stdout, err) =
+        corrflow(&["export", mixed_s, "--out", two_s, "--check-data", "none", "--passes", "0.5,1"]);
     assert_eq!(code, 0, "{stdout}\n{err}");
     assert!(stdout.contains("2 passes at input scales 0.5, 1"), "{stdout}");
-    assert_eq!(Weights::load(&two).unwrap().metadata().get("passes").map(String::as_str), Some("0.5,1"));
+    let meta = Weights::load(&two).unwrap().metadata().clone();
+    assert_eq!(meta.get("passes").map(String::as_str), Some("0.5,1"));
+    assert!(!meta.contains_key("f32_tensors") && !meta.contains_key("f16_check_px"), "{meta:?}");
     let (flo, png) = (dir.join("f.flo"), dir.join("f.png"));
     let (flo, png) = (flo.to_str().unwrap(), png.to_str().unwrap());
     let (code, stdout, err) = corrflow(&["flow", "--weights", two_s, "--out", flo, "--png", png]);

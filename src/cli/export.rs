@@ -86,7 +86,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         None => Some(PathBuf::from("../shared/data")).filter(|p| p.is_dir()),
     };
     let mut keep_f32: Vec<String> = Vec::new();
-    let mut weights = weights;
+    // A re-exported model's check figures and list of f32 tensors would be stale: written anew below.
+    let mut weights = ["f32_tensors", "f16_check_px", "f16_check_pairs", "f16_check_worst"]
+        .into_iter()
+        .fold(weights, |w, key| w.without_metadata(key));
     if let (Some(root), false) = (&check_root, args.f32) {
         let (ctx, first_run) = super::open_context(false)?;
         let check = FlowCheck::new(&ctx, root, &weights)?;

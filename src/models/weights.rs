@@ -148,6 +148,12 @@ impl Weights {
         self
     }
 
+    /// Removes a metadata entry (if present).
+    pub fn without_metadata(mut self, key: &str) -> Self {
+        self.metadata.remove(key);
+        self
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
