@@ -103,9 +103,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
             );
             keep_f32 = check.tensors_to_keep(&weights, all_half.worst_pair, args.tolerance)?;
         }
-        let store = |name: &str| if keep_f32.iter().any(|k| k == name) { StoreAs::F32 } else { StoreAs::F16 };
         // The figure recorded is measured on the weights as the file holds them, on every pair.
-        let stored = Weights::from_bytes(&weights.to_bytes_per_tensor(store)?, &args.out.display().to_string())?;
+        let stored =
+            Weights::from_bytes(&weights.to_bytes_per_tensor(f16_except(&keep_f32))?, &args.out.display().to_string())?;
         let figure = check.measure(&stored, None)?;
         for (k, diff) in figure.per_pair.iter().enumerate() {
             say!("{:<37} mean |stored - f32| = {diff:.5} px", check.name(k));
@@ -141,8 +141,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let bytes = if args.f32 {
         weights.to_bytes_as(StoreAs::F32)?
     } else {
-        weights
-            .to_bytes_per_tensor(|name| if keep_f32.iter().any(|k| k == name) { StoreAs::F32 } else { StoreAs::F16 })?
+        weights.to_bytes_per_tensor(f16_except(&keep_f32))?
     };
     corrflow::io::write_atomic(&args.out, &bytes)?;
     let kept: usize = keep_f32.iter().map(|n| weights.numel(n)).sum();
@@ -205,7 +204,7 @@ impl<'a> FlowCheck<'a> {
         for &k in only.unwrap_or(&all) {
             let (_, a, b) = &self.pairs[k];
             let f = net.estimate(self.ctx, a, b)?;
-            let diff = mean_flow_difference(&f, &self.reference[k]);
+            let diff = corrflow::metrics::epe(&f, &self.reference[k], None)?;
             if diff > m.worst || m.per_pair.is_empty() {
                 (m.worst, m.worst_pair) = (diff, k);
             }
@@ -230,7 +229,7 @@ impl<'a> FlowCheck<'a> {
         order.extend((0..self.pairs.len()).filter(|&k| k != worst_pair));
         for count in 1..=ranked.len() {
             let keep: Vec<String> = ranked[..count].iter().map(|r| r.2.clone()).collect();
-            let trial = weights.rounded(|n| if keep.iter().any(|k| k == n) { StoreAs::F32 } else { StoreAs::F16 })?;
+            let trial = weights.rounded(f16_except(&keep))?;
             // Pair by pair, the worst first, stopping at the first over the tolerance.
             let mut passes = true;
             for &k in &order {
@@ -257,14 +256,9 @@ impl<'a> FlowCheck<'a> {
     }
 }
 
-/// Mean end-point distance between two flows of one size, px.
-fn mean_flow_difference(f: &Flow, g: &Flow) -> f64 {
-    f.data
-        .chunks_exact(2)
-        .zip(g.data.chunks_exact(2))
-        .map(|(p, q)| ((p[0] - q[0]) as f64).hypot((p[1] - q[1]) as f64))
-        .sum::<f64>()
-        / f.pixel_count().max(1) as f64
+/// The storage of a mixed export: f32 for the tensors in `keep`, f16 for the rest.
+fn f16_except(keep: &[String]) -> impl Fn(&str) -> StoreAs + '_ {
+    move |name| if keep.iter().any(|k| k == name) { StoreAs::F32 } else { StoreAs::F16 }
 }
 
 /// The one checkpoint, or the average of several (each read and checked against the first).

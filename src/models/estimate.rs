@@ -156,6 +156,7 @@ impl FlowNet {
         let full = ctx.tensor("flow", [1, 2, h, w]).map_err(hint)?;
         let warped =
             if sizes.len() > 1 { Some(ctx.tensor("frame_b_warped", [1, 3, h, w]).map_err(hint)?) } else { None };
+        let mut a_sized: Vec<((usize, usize), Tensor)> = Vec::new();
         for (pass, &(ph, pw)) in sizes.iter().enumerate() {
             let b_pass = match (&warped, pass) {
                 (Some(wb), 1..) => {
@@ -166,7 +167,15 @@ impl FlowNet {
                 }
                 _ => &b_full,
             };
-            let a = resized(&a_full, "frame_a", (ph, pw)).map_err(hint)?;
+            // Frame A at this size: resized once, reused by later passes of the same size.
+            let a = match a_sized.iter().find(|(size, _)| *size == (ph, pw)) {
+                Some((_, t)) => t.clone(),
+                None => {
+                    let t = resized(&a_full, "frame_a", (ph, pw)).map_err(hint)?;
+                    a_sized.push(((ph, pw), t.clone()));
+                    t
+                }
+            };
             let b = resized(b_pass, "frame_b", (ph, pw)).map_err(hint)?;
             let (input_a, input_b) = inputs(a, b, (ph, pw)).map_err(hint)?;
             let pyramid = self.forward(ctx, &input_a, input_b.as_ref()).map_err(hint)?;
